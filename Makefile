@@ -1,0 +1,28 @@
+# Two commands for a fresh machine: `make demo` (install + main job on the demo data), `make test`.
+PY ?= python3
+VENV ?= .venv
+# GPU users: install your CUDA torch into $(VENV) first, then run with CONSTRAINTS= (empty) so pip keeps it.
+CONSTRAINTS ?= constraints.txt
+PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q $(PIP_C) -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/synthlabel run configs/demo.yaml
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks && $(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs demo_out

@@ -1,0 +1,156 @@
+"""Typed configs per stage; strict YAML loading (unknown keys and wrong types are errors); dotted overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from synthlabel.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+
+class SubsetConfig(Strict):
+    """A deterministic low-shot subset: n images of the train split drawn by seed (or read from a split file)."""
+
+    n: int | None = Field(None, ge=1)
+    seed: int = 0
+    file: str | None = None  # split file written by `synthlabel subset` (one file name per line)
+
+
+class DataConfig(Strict):
+    path: str = "demo_out/data"
+    layout: Literal["auto", "camvid", "cityscapes", "folders"] = "auto"
+    train_split: str = "train"
+    val_split: str | None = "val"
+    test_split: str | None = "test"
+    size: tuple[int, int] | None = None  # working resolution (H, W); None = native
+    class_map: str | None = None
+    subset: SubsetConfig = Field(default_factory=SubsetConfig)
+
+
+class SegModelConfig(Strict):
+    name: str = "unet"
+    width: int = Field(32, ge=4)
+    depth: int = Field(4, ge=2, le=6)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class AugmentConfig(Strict):
+    enabled: bool = True
+    flip: bool = True
+    scale: tuple[float, float] = (0.75, 1.5)
+    jitter: float = Field(0.25, ge=0.0, le=1.0)  # brightness/contrast/saturation strength
+
+
+class SegTrainConfig(Strict):
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    poly_power: float = 0.9
+    warmup_steps: int = Field(50, ge=0)
+    class_weights: Literal["none", "inv_sqrt_freq", "median_freq"] = "inv_sqrt_freq"
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    device: str = "auto"
+    seed: int = 0
+    eval_every: int = Field(500, ge=1)
+    checkpoint_every: int = Field(250, ge=1)
+    log_every: int = Field(50, ge=1)
+
+
+class SegConfig(Strict):
+    """`synthlabel train-seg`: data + model + training."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: SegModelConfig = Field(default_factory=SegModelConfig)
+    train: SegTrainConfig = Field(default_factory=SegTrainConfig)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `a.b.c=value` overrides (value parsed as YAML) to a nested dict, returning a new dict."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def _lists_to_tuples(x):
+    if isinstance(x, dict):
+        return {k: _lists_to_tuples(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return tuple(_lists_to_tuples(v) for v in x)
+    return x
+
+
+def build_config(cls: type[Strict], data: dict | None = None, overrides: list[str] = (), source: str = "config"):
+    """Validate a dict (+ overrides) into a config object; errors name the key and the problem."""
+    data = apply_overrides(data or {}, list(overrides))
+    try:
+        # YAML has no tuples; strict mode would reject a list for a tuple field.
+        return cls.model_validate(_lists_to_tuples(data))
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"{source}: invalid config\n  " + "\n  ".join(lines)) from None
+
+
+def load_config(cls: type[Strict], path: str | Path | None = None, overrides: list[str] = ()):
+    data = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config must be a mapping of sections")
+    return build_config(cls, data, overrides, source=str(path or "config"))
+
+
+def to_dict(cfg: BaseModel) -> dict:
+    """Plain dict (lists, not tuples) for YAML/JSON."""
+    return cfg.model_dump(mode="json")
+
+
+class DemoConfig(Strict):
+    """The procedural demo dataset written by the pipeline's first stage (see data/toy.py)."""
+
+    n_train: int = Field(48, ge=1)
+    n_val: int = Field(16, ge=0)
+    n_test: int = Field(24, ge=1)
+    size: tuple[int, int] = (96, 128)
+    seed: int = 0
+    paired: bool = False
+
+
+class PipelineConfig(Strict):
+    """`synthlabel run`: the whole chain for one experiment. Stages whose outputs exist are skipped."""
+
+    out: str = "runs/demo"
+    demo: DemoConfig | None = None  # set: generate the demo data into <out>/data and train on it
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: SegModelConfig = Field(default_factory=SegModelConfig)
+    train: SegTrainConfig = Field(default_factory=SegTrainConfig)
+    eval_split: str = "test"
+
+    def seg_config(self) -> SegConfig:
+        return SegConfig(data=self.data, model=self.model, train=self.train)

@@ -1,0 +1,180 @@
+"""Class spec (ids, names, colors, ignore index, conditions), palette <-> ids, and label harmonization maps."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from synthlabel.errors import DataError
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    id: int
+    name: str
+    color: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """The label set of a dataset: trainable classes 0..K-1 plus one ignore index (void)."""
+
+    classes: tuple[ClassInfo, ...]
+    ignore_index: int = 255
+    ignore_color: tuple[int, int, int] = (0, 0, 0)
+    conditions: tuple[str, ...] = ()  # allowed per-image conditions; empty = any
+    condition_of_sequence: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ids = [c.id for c in self.classes]
+        if ids != list(range(len(ids))):
+            raise DataError(f"class ids must be 0..K-1 in order, got {ids}; renumber them in classes.json")
+        if self.ignore_index < len(ids) and self.ignore_index >= 0:
+            raise DataError(f"ignore_index {self.ignore_index} collides with a class id; use K or 255")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def id_of(self, name_or_id: str | int) -> int:
+        """Class id from a name (case-insensitive) or an id; 'ignore'/'void' give the ignore index."""
+        if isinstance(name_or_id, int):
+            if not (0 <= name_or_id < self.num_classes or name_or_id == self.ignore_index):
+                raise DataError(f"class id {name_or_id} is not in the spec (0..{self.num_classes - 1})")
+            return name_or_id
+        key = str(name_or_id).strip().lower()
+        if key in ("ignore", "void", "unlabelled", "unlabeled"):
+            return self.ignore_index
+        for c in self.classes:
+            if c.name.lower() == key:
+                return c.id
+        raise DataError(f"unknown class name {name_or_id!r}; known: {', '.join(self.names)}")
+
+    def palette(self) -> np.ndarray:
+        """[K+1, 3] uint8 colors; the last row is the ignore color."""
+        return np.array([c.color for c in self.classes] + [self.ignore_color], dtype=np.uint8)
+
+    def colorize(self, label_map: np.ndarray) -> np.ndarray:
+        """[H, W] ids -> [H, W, 3] uint8 colors (ignore and unknown ids get the ignore color)."""
+        lut = self.palette()
+        idx = np.where((label_map >= 0) & (label_map < self.num_classes), label_map, self.num_classes)
+        return lut[idx]
+
+    def decode_colors(self, rgb: np.ndarray, source: str = "mask") -> np.ndarray:
+        """[H, W, 3] palette image -> [H, W] int64 ids; a color that is no class raises DataError."""
+        codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+        table = {(r << 16) | (g << 8) | b: c.id for c in self.classes for (r, g, b) in [c.color]}
+        table.setdefault((self.ignore_color[0] << 16) | (self.ignore_color[1] << 8) | self.ignore_color[2],
+                         self.ignore_index)
+        keys = np.array(sorted(table), dtype=np.int64)
+        vals = np.array([table[k] for k in keys], dtype=np.int64)
+        pos = np.clip(np.searchsorted(keys, codes), 0, len(keys) - 1)
+        bad = keys[pos] != codes
+        if bad.any():
+            c = int(codes[bad][0])
+            raise DataError(
+                f"{source}: color {(c >> 16, (c >> 8) & 255, c & 255)} is not a class color in the class spec; "
+                "add it to classes.json or fix the mask"
+            )
+        return vals[pos]
+
+    def to_json(self) -> dict:
+        return {
+            "num_classes": self.num_classes,
+            "ignore_index": self.ignore_index,
+            "classes": [{"id": c.id, "name": c.name, "color_rgb": list(c.color)} for c in self.classes]
+            + [{"id": self.ignore_index, "name": "void", "color_rgb": list(self.ignore_color), "void": True}],
+            "conditions": {c: [s for s, cc in self.condition_of_sequence.items() if cc == c] for c in self.conditions},
+        }
+
+    def save(self, path: str | Path) -> None:
+        from synthlabel.checkpoint import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_json(), indent=1))
+
+    @classmethod
+    def from_json(cls, data: dict, source: str = "classes.json") -> ClassSpec:
+        try:
+            entries = data["classes"]
+            ignore = int(data.get("ignore_index", 255))
+            real = [e for e in entries if not e.get("void") and int(e["id"]) != ignore]
+            void = [e for e in entries if e.get("void") or int(e["id"]) == ignore]
+            classes = tuple(
+                ClassInfo(int(e["id"]), str(e["name"]), tuple(int(v) for v in e.get("color_rgb", e.get("color"))))
+                for e in sorted(real, key=lambda e: int(e["id"]))
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{source}: malformed class spec ({exc!r}); expected "
+                            '{"classes": [{"id": 0, "name": ..., "color_rgb": [r, g, b]}], "ignore_index": N}') from exc
+        ignore_color = tuple(int(v) for v in void[0].get("color_rgb", (0, 0, 0))) if void else (0, 0, 0)
+        conds = data.get("conditions") or {}
+        if isinstance(conds, list):
+            conds = {c: [] for c in conds}
+        seq = {s: c for c, seqs in conds.items() for s in seqs}
+        return cls(classes, ignore, ignore_color, tuple(conds), seq)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ClassSpec:
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: class spec not found; write a classes.json (see docs/data.md)")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: not valid JSON ({exc}); fix the file") from exc
+        return cls.from_json(data, source=str(path))
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """Harmonization: source class id -> target class id (or the target's ignore index), as a lookup table."""
+
+    table: np.ndarray  # [256] int64, indexed by source id
+    target: ClassSpec
+
+    def __call__(self, label_map: np.ndarray) -> np.ndarray:
+        return self.table[label_map]
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, source: ClassSpec, target: ClassSpec | None = None) -> ClassMap:
+        """YAML: `mapping: {source id or name: target id or name or 'ignore'}`; optional `target:` classes.json
+        path and `default: ignore|keep` for source classes not listed (default: ignore)."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise DataError(f"{path}: cannot read class map ({exc}); fix the YAML") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("mapping"), dict):
+            raise DataError(f"{path}: a class map needs a 'mapping:' dict of source class -> target class")
+        if target is None and data.get("target"):
+            target = ClassSpec.load((path.parent / data["target"]).resolve())
+        target = target or source
+        return cls.from_mapping(data["mapping"], source, target, default=str(data.get("default", "ignore")),
+                                origin=str(path))
+
+    @classmethod
+    def from_mapping(cls, mapping: dict, source: ClassSpec, target: ClassSpec, default: str = "ignore",
+                     origin: str = "class map") -> ClassMap:
+        if default not in ("ignore", "keep"):
+            raise DataError(f"{origin}: default must be 'ignore' or 'keep', got {default!r}")
+        table = np.full(256, target.ignore_index, dtype=np.int64)
+        if default == "keep":
+            table[: min(source.num_classes, target.num_classes)] = np.arange(min(source.num_classes,
+                                                                                 target.num_classes))
+        for src, dst in mapping.items():
+            try:
+                s = source.id_of(int(src) if str(src).isdigit() else src)
+                d = target.id_of(int(dst) if str(dst).isdigit() else dst)
+            except DataError as exc:
+                raise DataError(f"{origin}: {exc}") from exc
+            table[s] = d
+        table[source.ignore_index] = target.ignore_index
+        return cls(table, target)

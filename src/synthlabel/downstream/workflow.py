@@ -1,0 +1,93 @@
+"""Stage functions for the downstream segmenter: `train_segmenter(cfg, run_dir)` and `evaluate_segmenter(...)`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from synthlabel.checkpoint import atomic_write_text
+from synthlabel.config import DataConfig, SegConfig, to_dict
+from synthlabel.data.classes import ClassSpec
+from synthlabel.data.datasets import SegDataset, open_dataset
+from synthlabel.data.sample import TensorSet
+from synthlabel.data.subset import lowshot_indices, read_split_file, write_split_file
+from synthlabel.downstream.segmenter import SegTrainer, TrainResult, evaluate, load_segmenter
+from synthlabel.eval.segmentation import metrics_markdown
+from synthlabel.runs import Run, log
+
+
+def open_split(data: DataConfig, split: str) -> SegDataset:
+    return open_dataset(data.path, split, data.layout, class_map=data.class_map)
+
+
+def select_subset(dataset: SegDataset, data: DataConfig, run_dir: Path | None = None) -> SegDataset:
+    """Apply data.subset (split file or n/seed); the chosen files are written to run_dir/subset.txt."""
+    sub = data.subset
+    if sub.file:
+        indices = read_split_file(sub.file, dataset)
+    elif sub.n is not None:
+        indices = lowshot_indices(len(dataset), sub.n, sub.seed)
+    else:
+        return dataset
+    if run_dir is not None:
+        write_split_file(run_dir / "subset.txt", dataset, indices)
+    return dataset.subset(indices)
+
+
+def load_training_data(data: DataConfig, run_dir: Path | None = None) -> tuple[TensorSet, TensorSet | None, ClassSpec]:
+    """(train at working size, val or None, class spec) as the training stage sees them."""
+    train_ds = open_split(data, data.train_split)
+    train_ds = select_subset(train_ds, data, run_dir)
+    val = None
+    if data.val_split:
+        try:
+            val = open_split(data, data.val_split).load(data.size, desc="load val")
+        except Exception as exc:  # a missing val split is allowed; other data errors propagate below
+            from synthlabel.errors import DataError
+
+            if not (isinstance(exc, DataError) and "no split" in str(exc)):
+                raise
+            log.info("no '%s' split: training without validation", data.val_split)
+    return train_ds.load(data.size, desc="load train"), val, train_ds.out_spec
+
+
+def train_segmenter(cfg: SegConfig, run_dir: str | Path, resume: bool = False, on_step=None) -> TrainResult:
+    """Train a segmenter into run_dir (model/ + train_state.pt + metrics); resumable with resume=True."""
+    run_dir = Path(run_dir)
+    # Read and validate the data before the run dir gets anything, so a data error leaves nothing behind.
+    train, val, spec = load_training_data(cfg.data)
+    run = Run(run_dir, to_dict(cfg), resume=resume)
+    if cfg.data.subset.n is not None or cfg.data.subset.file:
+        select_subset(open_split(cfg.data, cfg.data.train_split), cfg.data, run_dir)
+    trainer = SegTrainer(cfg, train, spec, run, val)
+    run.write_env(trainer.precision.describe())
+    if resume:
+        trainer.restore()
+    result = trainer.fit(on_step)
+    if result.val is not None:
+        atomic_write_text(run_dir / "val_metrics.json", json.dumps(result.val, indent=1))
+        log.info("val mIoU %.1f%% after %d steps (%.0fs)", 100 * result.val["miou"], result.steps, result.seconds)
+    log.info("model written to %s", result.model_dir)
+    return result
+
+
+def evaluate_segmenter(model_dir: str | Path, data_path: str | Path, split: str = "test", layout: str = "auto",
+                       size: tuple[int, int] | None = None, class_map: str | None = None,
+                       out: str | Path | None = None) -> dict:
+    """Evaluate a saved segmenter on a split at its training resolution (or `size`); writes JSON + Markdown."""
+    model, meta = load_segmenter(model_dir)
+    ds = open_dataset(data_path, split, layout, class_map=class_map)
+    spec = ds.out_spec
+    if meta["config"]["num_classes"] != spec.num_classes:
+        from synthlabel.errors import DataError
+
+        raise DataError(f"{data_path}: {spec.num_classes} classes but the model predicts "
+                        f"{meta['config']['num_classes']}; evaluate on data with the model's label set")
+    size = tuple(size) if size else (tuple(meta["size"]) if meta.get("size") else None)
+    metrics = evaluate(model, ds.load(size, desc=f"load {split}"), spec, desc=f"eval {split}")
+    metrics.update({"model": str(model_dir), "data": str(data_path), "split": split, "size": list(size or [])})
+    if out is not None:
+        out = Path(out)
+        atomic_write_text(out, json.dumps(metrics, indent=1))
+        atomic_write_text(out.with_suffix(".md"), metrics_markdown(metrics, title=f"{split} ({data_path})"))
+    return metrics

@@ -1,0 +1,1 @@
+"""Evaluation: segmentation metrics, label distribution analysis."""

@@ -1,0 +1,1 @@
+"""Reporting: Markdown tables, plots and per-run pages."""
