@@ -53,11 +53,29 @@ def run_arm(name: str, cfg: SegConfig, out: Path, cache: Path, eval_split: str) 
     start = time.monotonic()
     train = train_segmenter(cfg, run_dir, resume=(run_dir / "config.yaml").exists())
     metrics = evaluate_segmenter(train.model_dir, cfg.data.path, eval_split)
-    result = {"arm": name, "eval_split": eval_split, "n": cfg.data.subset.n, "aug": cfg.train.augment.enabled,
-              "seed": cfg.train.seed, "steps": cfg.train.steps, "config": cfg.model_dump(mode="json"),
-              "train_seconds": round(train.seconds, 1), "wall_seconds": round(time.monotonic() - start, 1),
-              "metrics": {k: metrics[k] for k in ("miou", "pixel_accuracy", "mean_accuracy", "per_class_iou", "per_class_accuracy",
-                                                          "per_class_frequency", "class_names")}}
+    result = {
+        "arm": name,
+        "eval_split": eval_split,
+        "n": cfg.data.subset.n,
+        "aug": cfg.train.augment.enabled,
+        "seed": cfg.train.seed,
+        "steps": cfg.train.steps,
+        "config": cfg.model_dump(mode="json"),
+        "train_seconds": round(train.seconds, 1),
+        "wall_seconds": round(time.monotonic() - start, 1),
+        "metrics": {
+            k: metrics[k]
+            for k in (
+                "miou",
+                "pixel_accuracy",
+                "mean_accuracy",
+                "per_class_iou",
+                "per_class_accuracy",
+                "per_class_frequency",
+                "class_names",
+            )
+        },
+    }
     save_result(result_path, result)
     print(f"[done] {name}: mIoU {100 * metrics['miou']:.1f} ({result['wall_seconds']:.0f}s)")
     return result
@@ -73,12 +91,22 @@ def summarize(results: list[dict], out: Path, title: str) -> str:
         agg = aggregate_seeds([r["metrics"] for r in rs])
         label = "all" if n == 10**9 else str(n)
         cells = [fmt_mean_std(agg["per_class_iou"][c]["mean"], 0, digits=1).split(" ±")[0] for c in names]
-        rows.append([label, "on" if aug else "off", tune, agg["n"], fmt_mean_std(agg["miou"]["mean"], agg["miou"]["std"]),
-                     *cells, f"{sum(r['train_seconds'] for r in rs) / len(rs):.0f}"])
+        rows.append(
+            [
+                label,
+                "on" if aug else "off",
+                tune,
+                agg["n"],
+                fmt_mean_std(agg["miou"]["mean"], agg["miou"]["std"]),
+                *cells,
+                f"{sum(r['train_seconds'] for r in rs) / len(rs):.0f}",
+            ]
+        )
         summary.append({"n": label, "aug": aug, "tune": tune, "aggregate": agg})
     table = markdown_table(["N", "aug", "arm", "seeds", "mIoU %", *names, "train s/run"], rows)
-    atomic_write_text(out / "summary.json", json.dumps({"title": title, "machine": machine(), "groups": summary},
-                                                       indent=1))
+    atomic_write_text(
+        out / "summary.json", json.dumps({"title": title, "machine": machine(), "groups": summary}, indent=1)
+    )
     atomic_write_text(out / "summary.md", f"### {title}\n\n{table}\n")
     return table
 

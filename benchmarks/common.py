@@ -26,8 +26,13 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "threads": torch.get_num_threads(), "device": prec.describe(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "device": prec.describe(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def cached(path: Path) -> dict | None:
@@ -36,5 +41,4 @@ def cached(path: Path) -> dict | None:
 
 
 def save_result(path: Path, result: dict) -> None:
-    atomic_write_text(path, json.dumps({**result, "date": time.strftime("%Y-%m-%d"), "machine": machine()},
-                                       indent=1))
+    atomic_write_text(path, json.dumps({**result, "date": time.strftime("%Y-%m-%d"), "machine": machine()}, indent=1))

@@ -189,3 +189,32 @@ def folders_split_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def palette_root(tmp_path: Path) -> Path:
     return make_folders(tmp_path / "palette", palette=True)
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory) -> Path:
+    """The procedural demo dataset at a tiny size (shared, read-only for tests)."""
+    from synthlabel.data.toy import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp("demo") / "data", n_train=8, n_val=4, n_test=4, size=(32, 48))
+
+
+@pytest.fixture
+def tiny_seg():
+    """overrides(data_path, steps) for a seconds-long segmenter run on tiny data."""
+    return _tiny_seg_overrides
+
+
+def _tiny_seg_overrides(data_path: Path, steps: int = 4) -> list[str]:
+    return [
+        f"data.path={data_path}",
+        "data.size=[32, 48]",
+        "model.width=8",
+        "model.depth=3",
+        f"train.steps={steps}",
+        "train.batch_size=2",
+        "train.warmup_steps=1",
+        "train.log_every=1",
+        "train.eval_every=2",
+        "train.checkpoint_every=2",
+    ]

@@ -8,6 +8,14 @@ from synthlabel.data.sample import Sample, TensorSet  # noqa: E402
 from synthlabel.errors import ConfigError, DataError, SynthlabelError  # noqa: E402
 
 __all__ = [
-    "ClassMap", "ClassSpec", "ConfigError", "DataError", "Sample", "SynthlabelError", "TensorSet", "check_dataset",
-    "list_splits", "open_dataset",
+    "ClassMap",
+    "ClassSpec",
+    "ConfigError",
+    "DataError",
+    "Sample",
+    "SynthlabelError",
+    "TensorSet",
+    "check_dataset",
+    "list_splits",
+    "open_dataset",
 ]

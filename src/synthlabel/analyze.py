@@ -16,8 +16,9 @@ from synthlabel.eval.distribution import (
 from synthlabel.runs import log, progress
 
 
-def split_statistics(data_path: str | Path, layout: str = "auto", class_map: str | None = None,
-                     splits: list[str] | None = None) -> tuple[dict[str, dict], list[str]]:
+def split_statistics(
+    data_path: str | Path, layout: str = "auto", class_map: str | None = None, splits: list[str] | None = None
+) -> tuple[dict[str, dict], list[str]]:
     """Per-split label statistics (pixel and appearance frequency) and the class names."""
     stats, names = {}, []
     for split in splits or list_splits(data_path, layout):
@@ -29,9 +30,16 @@ def split_statistics(data_path: str | Path, layout: str = "auto", class_map: str
     return stats, names
 
 
-def analyze(data_path: str | Path, out_dir: str | Path, layout: str = "auto", class_map: str | None = None,
-            model_dir: str | Path | None = None, metrics_json: str | Path | None = None, eval_split: str = "test",
-            reference_split: str | None = None) -> dict:
+def analyze(
+    data_path: str | Path,
+    out_dir: str | Path,
+    layout: str = "auto",
+    class_map: str | None = None,
+    model_dir: str | Path | None = None,
+    metrics_json: str | Path | None = None,
+    eval_split: str = "test",
+    reference_split: str | None = None,
+) -> dict:
     """Write analysis.json, analysis.md and frequency_vs_iou.png into out_dir; IoU from a metrics JSON (as written
     by eval-seg) or by evaluating `model_dir` on `eval_split`."""
     out_dir = Path(out_dir)

@@ -36,16 +36,23 @@ def atomic_torch_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def save_model(directory: str | Path, name: str, config: dict, networks: dict[str, torch.nn.Module],
-               extra: dict | None = None) -> Path:
+def save_model(
+    directory: str | Path, name: str, config: dict, networks: dict[str, torch.nn.Module], extra: dict | None = None
+) -> Path:
     """Write `directory` atomically: config.json (registry name, config, versions) + `<net>.safetensors`."""
     from synthlabel import __version__
 
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    meta = {"name": name, "config": config, "networks": sorted(networks), "synthlabel_version": __version__,
-            "format_version": FORMAT_VERSION, **(extra or {})}
+    meta = {
+        "name": name,
+        "config": config,
+        "networks": sorted(networks),
+        "synthlabel_version": __version__,
+        "format_version": FORMAT_VERSION,
+        **(extra or {}),
+    }
     (tmp / "config.json").write_text(json.dumps(meta, indent=1))
     for key, net in networks.items():
         state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
@@ -64,8 +71,9 @@ def read_model_config(directory: str | Path) -> dict:
         raise SynthlabelError(f"{directory}: not a synthlabel model directory (no config.json)")
     meta = json.loads(path.read_text())
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise SynthlabelError(f"{directory}: model format {meta['format_version']} is newer than this synthlabel; "
-                              "upgrade synthlabel")
+        raise SynthlabelError(
+            f"{directory}: model format {meta['format_version']} is newer than this synthlabel; upgrade synthlabel"
+        )
     return meta
 
 

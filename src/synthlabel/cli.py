@@ -25,8 +25,12 @@ def cmd_check_data(a) -> int:
     print(f"{r.root} (layout: {r.layout})")
     if r.spec is not None and r.counts:
         conds = sorted({c for s in r.counts.values() for c in s})
-        print(markdown_table(["split", "images", *conds],
-                             [[s, sum(c.values()), *[c.get(k, 0) for k in conds]] for s, c in r.counts.items()]))
+        print(
+            markdown_table(
+                ["split", "images", *conds],
+                [[s, sum(c.values()), *[c.get(k, 0) for k in conds]] for s, c in r.counts.items()],
+            )
+        )
         names = r.spec.names + ["(ignore)"]
         if a.class_map:
             from synthlabel.data.classes import ClassMap
@@ -44,8 +48,9 @@ def cmd_check_data(a) -> int:
 def cmd_make_demo(a) -> int:
     from synthlabel.data.toy import make_demo_dataset
 
-    path = make_demo_dataset(a.out, a.n_train, a.n_val, a.n_test, _size(a.size), a.seed, paired=a.paired,
-                             overwrite=a.overwrite)
+    path = make_demo_dataset(
+        a.out, a.n_train, a.n_val, a.n_test, _size(a.size), a.seed, paired=a.paired, overwrite=a.overwrite
+    )
     print(f"demo dataset written to {path}")
     return 0
 
@@ -63,7 +68,10 @@ def cmd_subset(a) -> int:
 def _load(cls, a):
     from synthlabel.config import load_config, to_dict
 
-    cfg = load_config(cls, a.config, a.overrides)
+    config, overrides = a.config, list(a.overrides)
+    if config and "=" in config and not Path(config).exists():  # no config file: the first item is an override
+        config, overrides = None, [config, *overrides]
+    cfg = load_config(cls, config, overrides)
     if a.dry_run:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
     return cfg
@@ -118,8 +126,9 @@ def cmd_run(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="synthlabel", description="More labeled data from a few labeled images, "
-                                "and proof that it helps.")
+    p = argparse.ArgumentParser(
+        prog="synthlabel", description="More labeled data from a few labeled images, and proof that it helps."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def data_args(s, path_name="path"):

@@ -46,8 +46,9 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
         (seg_dir / "done").touch()
     eval_json = out / f"eval_{cfg.eval_split}.json"
     if _stage(f"evaluate on {cfg.eval_split}", eval_json):
-        evaluate_segmenter(seg_dir / "model", data.path, cfg.eval_split, data.layout, class_map=data.class_map,
-                           out=eval_json)
+        evaluate_segmenter(
+            seg_dir / "model", data.path, cfg.eval_split, data.layout, class_map=data.class_map, out=eval_json
+        )
     if _stage("analyze (frequency vs IoU)", out / "analysis" / "analysis.json"):
         analyze(data.path, out / "analysis", data.layout, data.class_map, metrics_json=eval_json)
     return write_summary(out, json.loads(eval_json.read_text()), time.monotonic() - start)
@@ -55,12 +56,14 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
 
 def write_summary(out: Path, metrics: dict, seconds: float) -> Path:
     analysis = (out / "analysis" / "analysis.md").read_text()
-    text = "\n\n".join([
-        f"# synthlabel run: {out}",
-        metrics_markdown(metrics, title=f"Segmenter on {metrics['split']}"),
-        "## Label distribution vs IoU\n\n" + analysis + "\n\n![frequency vs IoU](analysis/frequency_vs_iou.png)",
-        f"Outputs: `{out}/segmenter/model` (model), `{out}/eval_{metrics['split']}.json` (metrics), "
-        f"`{out}/analysis/` (analysis). This invocation took {seconds:.0f} s.",
-    ])
+    text = "\n\n".join(
+        [
+            f"# synthlabel run: {out}",
+            metrics_markdown(metrics, title=f"Segmenter on {metrics['split']}"),
+            "## Label distribution vs IoU\n\n" + analysis + "\n\n![frequency vs IoU](analysis/frequency_vs_iou.png)",
+            f"Outputs: `{out}/segmenter/model` (model), `{out}/eval_{metrics['split']}.json` (metrics), "
+            f"`{out}/analysis/` (analysis). This invocation took {seconds:.0f} s.",
+        ]
+    )
     atomic_write_text(out / "summary.md", text + "\n")
     return out / "summary.md"

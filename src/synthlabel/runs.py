@@ -71,8 +71,9 @@ def seed_everything(seed: int) -> None:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -83,11 +84,18 @@ def environment(device: torch.device | str | None = None) -> dict:
     from synthlabel import __version__
 
     return {
-        "synthlabel": __version__, "python": platform.python_version(), "torch": torch.__version__,
-        "numpy": np.__version__, "platform": platform.platform(), "processor": platform.processor(),
-        "cpu_threads": torch.get_num_threads(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available()
-        else None, "device": str(device) if device is not None else None, "git_commit": git_commit(),
-        "argv": sys.argv, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "synthlabel": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "device": str(device) if device is not None else None,
+        "git_commit": git_commit(),
+        "argv": sys.argv,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
@@ -99,8 +107,9 @@ class Run:
         if self.path.exists() and any(self.path.iterdir()) and not resume and (self.path / "config.yaml").exists():
             from synthlabel.errors import ConfigError
 
-            raise ConfigError(f"{self.path}: run directory already holds a run; pass --resume to continue it "
-                              "or choose another --out")
+            raise ConfigError(
+                f"{self.path}: run directory already holds a run; pass --resume to continue it or choose another --out"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         if config is not None:
             atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))

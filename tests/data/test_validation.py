@@ -90,7 +90,7 @@ def _meta_csv_without_file_column(root, fake_data):
 def _empty_split(root, fake_data):
     (root / "test").mkdir()
     (root / "testannot").mkdir()
-    return [str(root), "split 'test' is empty", "check the layout"]
+    return [str(root), "split 'test' is empty", "or drop the split"]
 
 
 def _missing_classes_json(root, fake_data):

@@ -72,8 +72,9 @@ class ClassSpec:
         """[H, W, 3] palette image -> [H, W] int64 ids; a color that is no class raises DataError."""
         codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
         table = {(r << 16) | (g << 8) | b: c.id for c in self.classes for (r, g, b) in [c.color]}
-        table.setdefault((self.ignore_color[0] << 16) | (self.ignore_color[1] << 8) | self.ignore_color[2],
-                         self.ignore_index)
+        table.setdefault(
+            (self.ignore_color[0] << 16) | (self.ignore_color[1] << 8) | self.ignore_color[2], self.ignore_index
+        )
         keys = np.array(sorted(table), dtype=np.int64)
         vals = np.array([table[k] for k in keys], dtype=np.int64)
         pos = np.clip(np.searchsorted(keys, codes), 0, len(keys) - 1)
@@ -112,8 +113,10 @@ class ClassSpec:
                 for e in sorted(real, key=lambda e: int(e["id"]))
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{source}: malformed class spec ({exc!r}); expected "
-                            '{"classes": [{"id": 0, "name": ..., "color_rgb": [r, g, b]}], "ignore_index": N}') from exc
+            raise DataError(
+                f"{source}: malformed class spec ({exc!r}); expected "
+                '{"classes": [{"id": 0, "name": ..., "color_rgb": [r, g, b]}], "ignore_index": N}'
+            ) from exc
         ignore_color = tuple(int(v) for v in void[0].get("color_rgb", (0, 0, 0))) if void else (0, 0, 0)
         conds = data.get("conditions") or {}
         if isinstance(conds, list):
@@ -157,18 +160,21 @@ class ClassMap:
         if target is None and data.get("target"):
             target = ClassSpec.load((path.parent / data["target"]).resolve())
         target = target or source
-        return cls.from_mapping(data["mapping"], source, target, default=str(data.get("default", "ignore")),
-                                origin=str(path))
+        return cls.from_mapping(
+            data["mapping"], source, target, default=str(data.get("default", "ignore")), origin=str(path)
+        )
 
     @classmethod
-    def from_mapping(cls, mapping: dict, source: ClassSpec, target: ClassSpec, default: str = "ignore",
-                     origin: str = "class map") -> ClassMap:
+    def from_mapping(
+        cls, mapping: dict, source: ClassSpec, target: ClassSpec, default: str = "ignore", origin: str = "class map"
+    ) -> ClassMap:
         if default not in ("ignore", "keep"):
             raise DataError(f"{origin}: default must be 'ignore' or 'keep', got {default!r}")
         table = np.full(256, target.ignore_index, dtype=np.int64)
         if default == "keep":
-            table[: min(source.num_classes, target.num_classes)] = np.arange(min(source.num_classes,
-                                                                                 target.num_classes))
+            table[: min(source.num_classes, target.num_classes)] = np.arange(
+                min(source.num_classes, target.num_classes)
+            )
         for src, dst in mapping.items():
             try:
                 s = source.id_of(int(src) if str(src).isdigit() else src)

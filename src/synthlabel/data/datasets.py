@@ -58,8 +58,10 @@ class SegDataset:
         image = _open_image(rec.image, "RGB")
         mask = _open_image(rec.mask, None)
         if image.size != mask.size:
-            raise DataError(f"{rec.mask}: mask is {mask.size[0]}x{mask.size[1]} but image {rec.image.name} is "
-                            f"{image.size[0]}x{image.size[1]} (WxH); re-export the mask at the image size")
+            raise DataError(
+                f"{rec.mask}: mask is {mask.size[0]}x{mask.size[1]} but image {rec.image.name} is "
+                f"{image.size[0]}x{image.size[1]} (WxH); re-export the mask at the image size"
+            )
         if size is not None and (image.size[1], image.size[0]) != tuple(size):
             image = image.resize((size[1], size[0]), Image.BILINEAR, reducing_gap=None)
             mask = mask.resize((size[1], size[0]), Image.NEAREST)
@@ -72,8 +74,9 @@ class SegDataset:
 
     def __getitem__(self, index: int) -> Sample:
         image, label = self.read(index)
-        return Sample(to_float(torch.from_numpy(image).permute(2, 0, 1)), torch.from_numpy(label),
-                      dict(self.records[index].meta))
+        return Sample(
+            to_float(torch.from_numpy(image).permute(2, 0, 1)), torch.from_numpy(label), dict(self.records[index].meta)
+        )
 
     def _decode_mask(self, mask: Image.Image, path: Path) -> np.ndarray:
         if mask.mode in ("RGB", "RGBA"):
@@ -87,8 +90,10 @@ class SegDataset:
         bad = (ids >= self.spec.num_classes) & (ids != self.spec.ignore_index) | (ids < 0)
         if bad.any():
             found = sorted(set(np.unique(ids[bad]).tolist()))[:5]
-            raise DataError(f"{path}: class ids {found} are outside the class spec (0..{self.spec.num_classes - 1}, "
-                            f"ignore {self.spec.ignore_index}); fix the mask or add the classes to classes.json")
+            raise DataError(
+                f"{path}: class ids {found} are outside the class spec (0..{self.spec.num_classes - 1}, "
+                f"ignore {self.spec.ignore_index}); fix the mask or add the classes to classes.json"
+            )
         return self.class_map(ids) if self.class_map else ids
 
     def subset(self, indices: list[int]) -> SegDataset:
@@ -100,14 +105,19 @@ class SegDataset:
         for i in progress(range(len(self)), desc=desc or f"load {self.split}", total=len(self)):
             image, label = self.read(i, size)
             if images and image.shape != images[0].shape:
-                raise DataError(f"{self.records[i].image}: size {image.shape[:2]} differs from the first image "
-                                f"{images[0].shape[:2]}; pass a working size (data.size) to resize all images")
+                raise DataError(
+                    f"{self.records[i].image}: size {image.shape[:2]} differs from the first image "
+                    f"{images[0].shape[:2]}; pass a working size (data.size) to resize all images"
+                )
             images.append(image)
             labels.append(label)
         if not images:
             raise DataError(f"{self.root}: split '{self.split}' is empty")
-        return TensorSet(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
-                         torch.from_numpy(np.stack(labels)), [dict(r.meta) for r in self.records])
+        return TensorSet(
+            torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
+            torch.from_numpy(np.stack(labels)),
+            [dict(r.meta) for r in self.records],
+        )
 
 
 def _open_image(path: Path, mode: str | None) -> Image.Image:
@@ -133,8 +143,10 @@ def detect_format(root: Path) -> str:
         return "folders"
     if any((root / f"{s}annot").is_dir() for s in ("train", "val", "test")):
         return "camvid"
-    raise DataError(f"{root}: unknown dataset layout; expected CamVid (train/ trainannot/ ...), Cityscapes "
-                    "(leftImg8bit/ gtFine/) or paired folders (images/ masks/); see docs/data.md")
+    raise DataError(
+        f"{root}: unknown dataset layout; expected CamVid (train/ trainannot/ ...), Cityscapes "
+        "(leftImg8bit/ gtFine/) or paired folders (images/ masks/); see docs/data.md"
+    )
 
 
 def _find_spec(root: Path, layout: str, class_spec: ClassSpec | str | Path | None) -> ClassSpec:
@@ -146,8 +158,9 @@ def _find_spec(root: Path, layout: str, class_spec: ClassSpec | str | Path | Non
         return ClassSpec.load(root / "classes.json")
     if layout == "cityscapes":
         return layouts.cityscapes_spec()
-    raise DataError(f"{root}: no classes.json; write one (ids, names, colors, ignore_index; see docs/data.md) "
-                    "or pass class_spec")
+    raise DataError(
+        f"{root}: no classes.json; write one (ids, names, colors, ignore_index; see docs/data.md) or pass class_spec"
+    )
 
 
 def list_splits(root: str | Path, layout: str = "auto") -> list[str]:
@@ -162,9 +175,14 @@ def _root(root: str | Path) -> Path:
     return root
 
 
-def open_dataset(root: str | Path, split: str = "train", layout: str = "auto",
-                 class_spec: ClassSpec | str | Path | None = None, class_map: str | Path | ClassMap | None = None,
-                 meta_csv: str | Path | None = "auto") -> SegDataset:
+def open_dataset(
+    root: str | Path,
+    split: str = "train",
+    layout: str = "auto",
+    class_spec: ClassSpec | str | Path | None = None,
+    class_map: str | Path | ClassMap | None = None,
+    meta_csv: str | Path | None = "auto",
+) -> SegDataset:
     """Open one split of a labeled dataset. Pairing, metadata and conditions are checked here; pixel content
     (size match, class ids, corrupt files) is checked when a sample is read (all at once by `check_dataset`)."""
     root = _root(root)
@@ -180,11 +198,15 @@ def open_dataset(root: str | Path, split: str = "train", layout: str = "auto",
     found, orphans = layouts.pairs(root, layout, split)
     missing = [img for img, mask in found if mask is None]
     if missing:
-        raise DataError(f"{missing[0]}: image without mask ({len(missing)} in split '{split}'); add the mask "
-                        f"with the same file name or remove the image")
+        raise DataError(
+            f"{missing[0]}: image without mask ({len(missing)} in split '{split}'); add the mask "
+            f"with the same file name or remove the image"
+        )
     if not found:
-        raise DataError(f"{root}: split '{split}' is empty (no images found); put images with extensions "
-                        f"{', '.join(IMAGE_EXTS)} in it or drop the split")
+        raise DataError(
+            f"{root}: split '{split}' is empty (no images found); put images with extensions "
+            f"{', '.join(IMAGE_EXTS)} in it or drop the split"
+        )
     meta = _meta_table(root, meta_csv)
     records = [Record(img, mask, _meta_for(root, layout, split, img, spec, meta)) for img, mask in found]
     if isinstance(class_map, (str, Path)):
@@ -206,8 +228,10 @@ def _meta_for(root: Path, layout: str, split: str, image: Path, spec: ClassSpec,
         meta["condition"] = spec.condition_of_sequence[meta["sequence"]]
     cond = meta.get("condition")
     if cond and spec.conditions and cond not in spec.conditions:
-        raise DataError(f"{image}: unknown condition {cond!r} (known: {', '.join(spec.conditions)}); add it to "
-                        "'conditions' in classes.json or fix the metadata CSV")
+        raise DataError(
+            f"{image}: unknown condition {cond!r} (known: {', '.join(spec.conditions)}); add it to "
+            "'conditions' in classes.json or fix the metadata CSV"
+        )
     return meta
 
 
@@ -227,8 +251,13 @@ class DataReport:
         return not self.problems
 
 
-def check_dataset(root: str | Path, layout: str = "auto", class_spec: ClassSpec | str | Path | None = None,
-                  class_map: str | Path | None = None, meta_csv: str | Path | None = "auto") -> DataReport:
+def check_dataset(
+    root: str | Path,
+    layout: str = "auto",
+    class_spec: ClassSpec | str | Path | None = None,
+    class_map: str | Path | None = None,
+    meta_csv: str | Path | None = "auto",
+) -> DataReport:
     """Read every sample of every split; collect counts, class pixel fractions and all problems found."""
     try:
         root = _root(root)

@@ -11,14 +11,46 @@ from synthlabel.data.classes import ClassInfo, ClassSpec
 from synthlabel.errors import DataError
 
 # Official Cityscapes labelIds -> trainIds (cityscapesScripts labels.py); everything else is ignored (255).
-CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
-                        26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+CITYSCAPES_TRAIN_IDS = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
 CITYSCAPES_CLASSES = [
-    ("road", (128, 64, 128)), ("sidewalk", (244, 35, 232)), ("building", (70, 70, 70)), ("wall", (102, 102, 156)),
-    ("fence", (190, 153, 153)), ("pole", (153, 153, 153)), ("traffic light", (250, 170, 30)),
-    ("traffic sign", (220, 220, 0)), ("vegetation", (107, 142, 35)), ("terrain", (152, 251, 152)),
-    ("sky", (70, 130, 180)), ("person", (220, 20, 60)), ("rider", (255, 0, 0)), ("car", (0, 0, 142)),
-    ("truck", (0, 0, 70)), ("bus", (0, 60, 100)), ("train", (0, 80, 100)), ("motorcycle", (0, 0, 230)),
+    ("road", (128, 64, 128)),
+    ("sidewalk", (244, 35, 232)),
+    ("building", (70, 70, 70)),
+    ("wall", (102, 102, 156)),
+    ("fence", (190, 153, 153)),
+    ("pole", (153, 153, 153)),
+    ("traffic light", (250, 170, 30)),
+    ("traffic sign", (220, 220, 0)),
+    ("vegetation", (107, 142, 35)),
+    ("terrain", (152, 251, 152)),
+    ("sky", (70, 130, 180)),
+    ("person", (220, 20, 60)),
+    ("rider", (255, 0, 0)),
+    ("car", (0, 0, 142)),
+    ("truck", (0, 0, 70)),
+    ("bus", (0, 60, 100)),
+    ("train", (0, 80, 100)),
+    ("motorcycle", (0, 0, 230)),
     ("bicycle", (119, 11, 32)),
 ]
 
@@ -106,6 +138,6 @@ def read_meta_csv(path: Path) -> dict[tuple[str, str], dict]:
         raise DataError(f"{path}: cannot read metadata CSV ({exc}); fix the file") from exc
     if rows and "file" not in rows[0]:
         raise DataError(f"{path}: metadata CSV needs a 'file' column (image file name); found {list(rows[0])}")
-    return {(r.get("split", "") or "", r["file"]): {k: v for k, v in r.items() if k not in ("split", "file")}
-            for r in rows}
-
+    return {
+        (r.get("split", "") or "", r["file"]): {k: v for k, v in r.items() if k not in ("split", "file")} for r in rows
+    }

@@ -39,8 +39,9 @@ class TensorSet:
 
     @staticmethod
     def concat(sets: list[TensorSet]) -> TensorSet:
-        return TensorSet(torch.cat([s.images for s in sets]), torch.cat([s.labels for s in sets]),
-                         [m for s in sets for m in s.meta])
+        return TensorSet(
+            torch.cat([s.images for s in sets]), torch.cat([s.labels for s in sets]), [m for s in sets for m in s.meta]
+        )
 
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:

@@ -35,8 +35,10 @@ def read_split_file(path: str | Path, dataset: SegDataset) -> list[int]:
     index = {r.image.name: i for i, r in enumerate(dataset.records)}
     missing = [n for n in names if n not in index]
     if missing:
-        raise DataError(f"{path}: {len(missing)} listed files are not in split '{dataset.split}' "
-                        f"(first: {missing[0]}); regenerate the split file for this dataset")
+        raise DataError(
+            f"{path}: {len(missing)} listed files are not in split '{dataset.split}' "
+            f"(first: {missing[0]}); regenerate the split file for this dataset"
+        )
     if not names:
         raise DataError(f"{path}: split file is empty")
     return sorted(index[n] for n in names)

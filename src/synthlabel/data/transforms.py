@@ -43,15 +43,21 @@ def sample_geometry(batch: int, flip: bool, scale: tuple[float, float], generato
     return GeometryParams(theta)
 
 
-def apply_geometry(images: torch.Tensor, labels: torch.Tensor, params: GeometryParams, ignore_index: int,
-                   image_mode: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
+def apply_geometry(
+    images: torch.Tensor, labels: torch.Tensor, params: GeometryParams, ignore_index: int, image_mode: str = "bilinear"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp images [B, C, H, W] (bilinear) and labels [B, H, W] (nearest; outside the image -> ignore_index)."""
     theta = params.theta.to(images.device, images.dtype)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     out_img = F.grid_sample(images, grid, mode=image_mode, padding_mode="reflection", align_corners=False)
     # Shift labels by +1 so zero padding marks "outside the image" distinctly from class 0.
-    lab = F.grid_sample((labels[:, None].to(grid.dtype) + 1), grid, mode="nearest", padding_mode="zeros",
-                        align_corners=False)[:, 0].round().long()
+    lab = (
+        F.grid_sample(
+            (labels[:, None].to(grid.dtype) + 1), grid, mode="nearest", padding_mode="zeros", align_corners=False
+        )[:, 0]
+        .round()
+        .long()
+    )
     out_lab = torch.where(lab == 0, torch.full_like(lab, ignore_index), lab - 1)
     return out_img, out_lab
 

@@ -24,7 +24,7 @@ from synthlabel.data.transforms import PairedAugment
 from synthlabel.device import Precision, resolve_precision
 from synthlabel.eval.segmentation import ConfusionMatrix
 from synthlabel.registry import SEGMENTERS
-from synthlabel.runs import Run, log, progress
+from synthlabel.runs import Run, log, progress, seed_everything
 
 
 def class_weights(labels: torch.Tensor, num_classes: int, mode: str) -> torch.Tensor | None:
@@ -66,11 +66,17 @@ def build_segmenter(name: str, num_classes: int, **kwargs) -> torch.nn.Module:
     return SEGMENTERS.create(name, num_classes=num_classes, **kwargs)
 
 
-def save_segmenter(directory: Path, model: torch.nn.Module, cfg: SegConfig, spec: ClassSpec,
-                   size: tuple[int, int] | None) -> Path:
+def save_segmenter(
+    directory: Path, model: torch.nn.Module, cfg: SegConfig, spec: ClassSpec, size: tuple[int, int] | None
+) -> Path:
     model_cfg = {**to_dict(cfg.model), "num_classes": spec.num_classes}
-    return ckpt.save_model(directory, cfg.model.name, model_cfg, {"model": model},
-                           extra={"class_spec": spec.to_json(), "size": list(size) if size else None})
+    return ckpt.save_model(
+        directory,
+        cfg.model.name,
+        model_cfg,
+        {"model": model},
+        extra={"class_spec": spec.to_json(), "size": list(size) if size else None},
+    )
 
 
 def load_segmenter(directory: str | Path) -> tuple[torch.nn.Module, dict]:
@@ -91,16 +97,22 @@ def predict(model: torch.nn.Module, images: torch.Tensor, precision: Precision) 
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: TensorSet, spec: ClassSpec, precision: Precision | None = None,
-             batch_size: int = 16, desc: str = "eval") -> dict:
+def evaluate(
+    model: torch.nn.Module,
+    data: TensorSet,
+    spec: ClassSpec,
+    precision: Precision | None = None,
+    batch_size: int = 16,
+    desc: str = "eval",
+) -> dict:
     """Dataset-level confusion matrix over `data` -> metrics dict (see eval.segmentation)."""
     precision = precision or resolve_precision("auto", "auto")
     was_training = model.training
     model.eval().to(precision.device)
     cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
     for i in progress(range(0, len(data), batch_size), desc=desc):
-        images = to_float(data.images[i:i + batch_size])
-        cm.update(predict(model, images, precision).cpu(), data.labels[i:i + batch_size])
+        images = to_float(data.images[i : i + batch_size])
+        cm.update(predict(model, images, precision).cpu(), data.labels[i : i + batch_size])
     model.train(was_training)
     return cm.compute(spec.names)
 
@@ -120,12 +132,15 @@ class SegTrainer:
         self.cfg, self.train_set, self.val_set, self.spec, self.run = cfg, train, val, spec, run
         t = cfg.train
         self.precision = resolve_precision(t.precision, t.device)
-        self.model = build_segmenter(cfg.model.name, spec.num_classes, width=cfg.model.width, depth=cfg.model.depth,
-                                     dropout=cfg.model.dropout).to(self.precision.device)
+        seed_everything(t.seed)  # the initial weights are part of the run's seed
+        self.model = build_segmenter(
+            cfg.model.name, spec.num_classes, width=cfg.model.width, depth=cfg.model.depth, dropout=cfg.model.dropout
+        ).to(self.precision.device)
         self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model.parameters(), t.lr, t.weight_decay, self.precision.device)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                           poly_lambda(t.steps, t.warmup_steps, t.poly_power))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, poly_lambda(t.steps, t.warmup_steps, t.poly_power)
+        )
         weights = class_weights(train.labels, spec.num_classes, t.class_weights)
         self.weights = weights.to(self.precision.device) if weights is not None else None
         aug = t.augment
@@ -149,8 +164,7 @@ class SegTrainer:
         images = images.to(dev).contiguous(memory_format=torch.channels_last)
         with self.precision.autocast():
             logits = self.model(images)
-        loss = F.cross_entropy(logits.float(), labels.to(dev), weight=self.weights,
-                               ignore_index=self.spec.ignore_index)
+        loss = F.cross_entropy(logits.float(), labels.to(dev), weight=self.weights, ignore_index=self.spec.ignore_index)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -158,8 +172,13 @@ class SegTrainer:
         return loss.item()
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "rng": ckpt.rng_state()}
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": ckpt.rng_state(),
+        }
 
     def save(self) -> None:
         save_segmenter(self.model_dir, self.model, self.cfg, self.spec, self.cfg.data.size)
@@ -188,8 +207,13 @@ class SegTrainer:
     def fit(self, on_step: Callable[[SegTrainer], None] | None = None) -> TrainResult:
         t, start, val = self.cfg.train, time.monotonic(), None
         self.model.train()
-        log.info("training %s on %d images, %d steps, %s", self.cfg.model.name, len(self.train_set), t.steps,
-                 self.precision.describe())
+        log.info(
+            "training %s on %d images, %d steps, %s",
+            self.cfg.model.name,
+            len(self.train_set),
+            t.steps,
+            self.precision.describe(),
+        )
         running = []
         for step in progress(range(self.step, t.steps), desc="train-seg", total=t.steps - self.step):
             running.append(self.train_step(step))

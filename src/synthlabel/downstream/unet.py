@@ -12,8 +12,15 @@ from synthlabel.registry import SEGMENTERS
 class UNet(nn.Module):
     """U-Net with `depth` resolution levels and channels width * 2**level. [B, 3, H, W] -> logits [B, K, H, W]."""
 
-    def __init__(self, num_classes: int, width: int = 32, depth: int = 4, dropout: float = 0.1,
-                 in_channels: int = 3, norm: str = "batch"):
+    def __init__(
+        self,
+        num_classes: int,
+        width: int = 32,
+        depth: int = 4,
+        dropout: float = 0.1,
+        in_channels: int = 3,
+        norm: str = "batch",
+    ):
         super().__init__()
         chans = [width * 2**i for i in range(depth)]
         self.stem = DoubleConv(in_channels, chans[0], norm)

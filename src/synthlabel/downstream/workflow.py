@@ -71,9 +71,15 @@ def train_segmenter(cfg: SegConfig, run_dir: str | Path, resume: bool = False, o
     return result
 
 
-def evaluate_segmenter(model_dir: str | Path, data_path: str | Path, split: str = "test", layout: str = "auto",
-                       size: tuple[int, int] | None = None, class_map: str | None = None,
-                       out: str | Path | None = None) -> dict:
+def evaluate_segmenter(
+    model_dir: str | Path,
+    data_path: str | Path,
+    split: str = "test",
+    layout: str = "auto",
+    size: tuple[int, int] | None = None,
+    class_map: str | None = None,
+    out: str | Path | None = None,
+) -> dict:
     """Evaluate a saved segmenter on a split at its training resolution (or `size`); writes JSON + Markdown."""
     model, meta = load_segmenter(model_dir)
     ds = open_dataset(data_path, split, layout, class_map=class_map)
@@ -81,8 +87,10 @@ def evaluate_segmenter(model_dir: str | Path, data_path: str | Path, split: str 
     if meta["config"]["num_classes"] != spec.num_classes:
         from synthlabel.errors import DataError
 
-        raise DataError(f"{data_path}: {spec.num_classes} classes but the model predicts "
-                        f"{meta['config']['num_classes']}; evaluate on data with the model's label set")
+        raise DataError(
+            f"{data_path}: {spec.num_classes} classes but the model predicts "
+            f"{meta['config']['num_classes']}; evaluate on data with the model's label set"
+        )
     size = tuple(size) if size else (tuple(meta["size"]) if meta.get("size") else None)
     metrics = evaluate(model, ds.load(size, desc=f"load {split}"), spec, desc=f"eval {split}")
     metrics.update({"model": str(model_dir), "data": str(data_path), "split": split, "size": list(size or [])})

@@ -23,9 +23,11 @@ class DoubleConv(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, norm: str = "batch"):
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=norm == "none"), norm_layer(norm, out_channels),
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=norm == "none"),
+            norm_layer(norm, out_channels),
             nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=norm == "none"), norm_layer(norm, out_channels),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=norm == "none"),
+            norm_layer(norm, out_channels),
             nn.ReLU(inplace=True),
         )
 
