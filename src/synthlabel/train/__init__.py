@@ -1,0 +1,1 @@
+"""Adversarial training pieces: losses, small-data augmentation (DiffAugment/ADA) and EMA of the generator."""
