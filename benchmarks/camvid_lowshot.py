@@ -38,6 +38,13 @@ TUNE_GRID = {
 TUNE_LOWSHOT: tuple[str, ...] = ()  # low-shot arms to also score on val (none in the recorded selection)
 
 
+def selected_overrides(tune_dir: Path) -> tuple[list[str], str]:
+    """The settings of the best N=all arm on val (from --tune results); the first grid entry if none ran."""
+    scored = [(r["metrics"]["miou"], r["arm"]) for p in sorted(tune_dir.glob("nall_*.json")) if (r := cached(p))]
+    best = max(scored)[1].removeprefix("nall_") if scored else next(iter(TUNE_GRID))
+    return TUNE_GRID.get(best, []), best
+
+
 def arm_config(data: Path, n: int | None, aug: bool, seed: int, extra: list[str]) -> SegConfig:
     base = {"data": {"path": str(data), "size": SIZE, "subset": {"n": n, "seed": seed}}}
     overrides = DEFAULTS + [f"train.augment.enabled={str(aug).lower()}", f"train.seed={seed}"] + extra
@@ -129,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     augs = [a == "on" for a in args.aug.split(",")]
     if args.quick:
         ns, seeds, augs = [50], [0], [True]
-    tag = ("_" + hashlib.sha1(" ".join(args.set).encode()).hexdigest()[:6]) if args.set else ""
+    tag = ("_" + hashlib.sha1(" ".join(args.set).encode()).hexdigest()[:6]) if args.set else ""  # user overrides
     start, results = time.monotonic(), []
     if args.tune:
         out, cache = args.out / "tune", args.cache / "tune"
@@ -143,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         print(summarize(results, out, "CamVid val (settings selection)"))
     else:
         out, cache = args.out, args.cache
+        chosen, best = selected_overrides(args.out / "tune")
+        print(f"settings chosen on val: {best} {chosen}")
+        args.set = chosen + args.set
         for seed in seeds:  # seed-major: a partial run still covers every (N, aug) cell
             for n in ns:
                 for aug in augs:

@@ -154,3 +154,68 @@ class PipelineConfig(Strict):
 
     def seg_config(self) -> SegConfig:
         return SegConfig(data=self.data, model=self.model, train=self.train)
+
+
+class DiscriminatorConfig(Strict):
+    """The discriminator of `train-gen`, by registered name (`patchgan` or `oasis`)."""
+
+    name: str = "patchgan"
+    width: int = Field(32, ge=4)
+    num_scales: int = Field(2, ge=1, le=4)  # patch discriminators only (image pyramid levels)
+    options: dict[str, int | float | bool | str] = Field(default_factory=dict)  # extra constructor kwargs
+
+
+class GenModelConfig(Strict):
+    """The generator of `train-gen`, by registered name (`spade` or `pix2pix`), and its discriminator."""
+
+    name: str = "spade"
+    width: int = Field(32, ge=4)
+    z_dim: int | None = Field(None, ge=0)  # None = the generator's own default (spade 64, pix2pix 0)
+    options: dict[str, int | float | bool | str] = Field(default_factory=dict)  # e.g. num_up, depth, dropout
+    discriminator: DiscriminatorConfig = Field(default_factory=DiscriminatorConfig)
+
+
+class GenAugmentConfig(Strict):
+    """DiffAugment applied with the same parameters to real and fake and to their label maps; ADA adapts p."""
+
+    policy: tuple[Literal["color", "translation", "cutout"], ...] = ("color", "translation", "cutout")
+    adaptive: bool = True  # ADA: p starts at 0 and follows D's overfitting (E[sign D(real)] vs target)
+    target: float = Field(0.6, gt=0.0, lt=1.0)
+    p: float | None = Field(None, ge=0.0, le=1.0)  # initial p; None = 0 when adaptive, else 1
+    ada_images: int = Field(10_000, ge=1)  # images for p to move 0 -> 1 at full speed (ADA: 500k on GPUs)
+
+
+class GenTrainConfig(Strict):
+    steps: int = Field(3000, ge=1)
+    batch_size: int = Field(4, ge=1)
+    lr_g: float = Field(2e-4, gt=0)
+    lr_d: float = Field(4e-4, gt=0)  # two time-scale update rule: D learns faster than G
+    betas: tuple[float, float] = (0.0, 0.99)
+    adversarial: Literal["hinge", "nonsat"] = "hinge"
+    feature_matching: float = Field(10.0, ge=0.0)  # patch discriminators only
+    r1_gamma: float = Field(0.0, ge=0.0)  # 0 = off: spectral norm already bounds D
+    r1_interval: int = Field(16, ge=1)
+    flip: bool = True  # random horizontal flip of image + label map
+    augment: GenAugmentConfig = Field(default_factory=GenAugmentConfig)
+    ema_decay: float = Field(0.999, ge=0.0, le=1.0)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    device: str = "auto"
+    seed: int = 0
+    log_every: int = Field(25, ge=1)
+    sample_every: int = Field(500, ge=1)
+    sample_rows: int = Field(4, ge=1)
+    sample_columns: int = Field(3, ge=1)  # generated images per row (different z)
+    checkpoint_every: int = Field(250, ge=1)
+
+
+class GenConfig(Strict):
+    """`synthlabel train-gen`: data + generator/discriminator + training.
+
+    conditions: the condition names the generator knows, in id order. None = the class spec's conditions if it
+    lists any, else the distinct conditions of the training images, else none (an unconditioned generator).
+    """
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: GenModelConfig = Field(default_factory=GenModelConfig)
+    train: GenTrainConfig = Field(default_factory=GenTrainConfig)
+    conditions: tuple[str, ...] | None = None

@@ -1,0 +1,384 @@
+"""Generator metrics without pretrained networks: label fidelity (a segmenter trained on the real data segments
+the generated images, as in the "segmentation score" of SPADE/OASIS), diversity of the renders of one map,
+memorization (nearest training image), and condition fidelity (a small classifier trained on the real images)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from synthlabel import checkpoint as ckpt
+from synthlabel.config import Strict
+from synthlabel.data.classes import ClassSpec
+from synthlabel.data.datasets import SegDataset, open_dataset
+from synthlabel.data.sample import TensorSet, to_float
+from synthlabel.device import Precision, resolve_precision
+from synthlabel.downstream.segmenter import evaluate, load_segmenter, predict
+from synthlabel.errors import DataError
+from synthlabel.eval.segmentation import ConfusionMatrix
+from synthlabel.runs import log, progress
+
+PER_SAMPLE_METRIC = "miou_present_classes"
+FEATURE_SIDE = 32  # diversity and memorization compare images area-downsampled to at most this many pixels a side
+
+
+def _as_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (as stored) or float in [-1, 1] -> float in [-1, 1]."""
+    images = torch.as_tensor(images)
+    return to_float(images) if images.dtype == torch.uint8 else images.float()
+
+
+@torch.no_grad()
+def segment(
+    segmenter: nn.Module, images: torch.Tensor, precision: Precision | None = None, batch_size: int = 16
+) -> torch.Tensor:
+    """Class ids [N, H, W] int64 predicted for images [N, 3, H, W] (uint8 or float in [-1, 1])."""
+    precision = precision or resolve_precision("auto", "auto")
+    was_training = segmenter.training
+    segmenter.eval().to(precision.device)
+    out = [
+        predict(segmenter, _as_float(images[i : i + batch_size]), precision).cpu()
+        for i in progress(range(0, len(images), batch_size), desc="segment")
+    ]
+    segmenter.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, *images.shape[-2:], dtype=torch.long)
+
+
+def label_fidelity(
+    segmenter: nn.Module,
+    images: torch.Tensor,
+    label_maps: torch.Tensor,
+    spec: ClassSpec,
+    precision: Precision | None = None,
+    batch_size: int = 16,
+) -> dict:
+    """Segmentation metrics (one confusion matrix over the set) of the segmenter's prediction on generated images
+    [N, 3, H, W] against the label maps [N, H, W] they were rendered from."""
+    _check_pairs(images, label_maps)
+    return _metrics(segment(segmenter, images, precision, batch_size), torch.as_tensor(label_maps), spec)
+
+
+def per_sample_fidelity(
+    segmenter: nn.Module,
+    images: torch.Tensor,
+    label_maps: torch.Tensor,
+    spec: ClassSpec,
+    precision: Precision | None = None,
+    batch_size: int = 16,
+) -> list[float]:
+    """Per image: mIoU over the classes present in its label map (nan for a map without labeled pixels).
+
+    Not pixel accuracy, which road and sky dominate: a render whose rare object is unrecognizable scores low.
+    A spurious prediction of an absent class still costs, through the pixels it takes from present classes.
+    """
+    _check_pairs(images, label_maps)
+    preds = segment(segmenter, images, precision, batch_size)
+    return per_image_miou(preds, torch.as_tensor(label_maps), spec.num_classes, spec.ignore_index)
+
+
+def per_image_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int) -> list[float]:
+    """[N] mIoU of each prediction [N, H, W] over the classes present in its target [N, H, W] (nan if none)."""
+    n, k = pred.shape[0], num_classes
+    valid = (target != ignore_index) & (target >= 0) & (target < k)
+    image = torch.arange(n)[:, None, None].expand_as(target)
+    idx = (image * k + target.clamp(0, k - 1)) * k + pred.clamp(0, k - 1)
+    cm = torch.bincount(idx[valid], minlength=n * k * k).reshape(n, k, k).double()  # [N, K(gt), K(pred)]
+    tp, gt, predicted = cm.diagonal(dim1=1, dim2=2), cm.sum(2), cm.sum(1)
+    iou = tp / (gt + predicted - tp).clamp(min=1)
+    present = gt > 0
+    scores = (iou * present).sum(1) / present.sum(1)
+    return [float(s) for s in scores]  # 0/0 = nan for a map without labeled pixels
+
+
+def fidelity_report(
+    segmenter_dir: str | Path,
+    synth_dir: str | Path,
+    real_test: str | Path | SegDataset,
+    synth_split: str = "train",
+    real_split: str = "test",
+    precision: Precision | None = None,
+    batch_size: int = 16,
+    out: str | Path | None = None,
+) -> dict:
+    """Label fidelity of a synthetic dataset: the real-data segmenter's mIoU on the synthetic images (against the
+    maps they were rendered from) next to its mIoU on real test images; `fidelity` is their ratio (1 = the
+    generated images are as recognizable as real ones), per class too. Also mIoU per condition and the per-sample
+    scores (`per_sample`: file -> score or None for a map without labeled pixels, for `synth.filters.filter_samples`).
+    Written as JSON to `out` if given."""
+    model, meta = load_segmenter(segmenter_dir)
+    size = tuple(meta["size"]) if meta.get("size") else None
+    real_ds = real_test if isinstance(real_test, SegDataset) else open_dataset(real_test, real_split)
+    synth_ds = open_dataset(synth_dir, synth_split)
+    spec = real_ds.out_spec
+    _check_classes(meta, spec, synth_ds, segmenter_dir)
+    synth = synth_ds.load(size, desc="load synthetic")
+    preds = segment(model, synth.images, precision, batch_size)
+    synthetic = _metrics(preds, synth.labels, spec)
+    real = evaluate(model, real_ds.load(size, desc="load real"), spec, precision, batch_size, desc="eval real")
+    scores = per_image_miou(preds, synth.labels, spec.num_classes, spec.ignore_index)
+    report = {
+        "synthetic_miou": synthetic["miou"],
+        "real_miou": real["miou"],
+        "fidelity": _safe_ratio(synthetic["miou"], real["miou"]),
+        "per_class_fidelity": {
+            n: _safe_ratio(synthetic["per_class_iou"][n], real["per_class_iou"][n]) for n in spec.names
+        },
+        "per_condition_miou": _per_condition(preds, synth, spec),
+        "per_sample_metric": PER_SAMPLE_METRIC,
+        "per_sample": {m["file"]: s if math.isfinite(s) else None for m, s in zip(synth.meta, scores, strict=True)},
+        "synthetic": synthetic,
+        "real": real,
+        "segmenter": str(segmenter_dir),
+        "synthetic_data": str(synth_dir),
+    }
+    if out is not None:
+        ckpt.atomic_write_text(Path(out), json.dumps(report, indent=1))
+    return report
+
+
+def _metrics(preds: torch.Tensor, labels: torch.Tensor, spec: ClassSpec) -> dict:
+    cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
+    cm.update(preds, labels)
+    return cm.compute(spec.names)
+
+
+def _per_condition(preds: torch.Tensor, data: TensorSet, spec: ClassSpec) -> dict[str, float | None]:
+    groups: dict[str, list[int]] = {}
+    for i, m in enumerate(data.meta):
+        groups.setdefault(m.get("condition") or "unknown", []).append(i)
+    return {c: _metrics(preds[idx], data.labels[idx], spec)["miou"] for c, idx in sorted(groups.items())}
+
+
+def _safe_ratio(num: float | None, den: float | None) -> float | None:
+    return None if num is None or not den else float(num) / float(den)
+
+
+def _check_pairs(images: torch.Tensor, label_maps: torch.Tensor) -> None:
+    if images.dim() != 4 or tuple(label_maps.shape) != (images.shape[0], *images.shape[-2:]):
+        raise ValueError(
+            f"images [N, 3, H, W] and label maps [N, H, W] must pair up, got "
+            f"{list(images.shape)} and {list(label_maps.shape)}"
+        )
+
+
+def _check_classes(meta: dict, spec: ClassSpec, synth: SegDataset, segmenter_dir) -> None:
+    k = meta["config"]["num_classes"]
+    if k != spec.num_classes or synth.out_spec.num_classes != spec.num_classes:
+        raise DataError(
+            f"{segmenter_dir}: the segmenter predicts {k} classes, the real data has {spec.num_classes} and the "
+            f"synthetic data {synth.out_spec.num_classes}; use a segmenter trained on this label set"
+        )
+
+
+def _feature_size(shape: Sequence[int], side: int) -> tuple[int, int]:
+    h, w = shape[-2:]
+    scale = min(1.0, side / max(h, w))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _features(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """[N, D] images area-downsampled to `size`."""
+    return F.adaptive_avg_pool2d(_as_float(images), size).flatten(1)
+
+
+def diversity(images_k: torch.Tensor, side: int = FEATURE_SIDE) -> float:
+    """Mean L1 distance (in [-1, 1] pixel units, 0..2) between the K renders of each map, over all pairs and maps.
+
+    images_k: [M, K, 3, H, W], K >= 2 renders of each of M label maps. Images are area-downsampled to at most
+    `side` px a side first, so the figure reflects changes of colour and texture layout, not pixel noise.
+    0 means the generator ignores its noise (mode collapse per map)."""
+    if images_k.dim() != 5 or images_k.shape[1] < 2:
+        raise ValueError(f"diversity needs [M, K >= 2, 3, H, W] renders, got {list(images_k.shape)}")
+    m, k = images_k.shape[:2]
+    feats = _features(images_k.flatten(0, 1), _feature_size(images_k.shape, side)).reshape(m, k, -1)  # [M, K, D]
+    dist = torch.cdist(feats.double(), feats.double(), p=1) / feats.shape[-1]  # [M, K, K]
+    pairs = torch.triu_indices(k, k, offset=1)
+    return float(dist[:, pairs[0], pairs[1]].mean())
+
+
+def memorization(
+    generated: torch.Tensor,
+    train_images: torch.Tensor,
+    threshold: float | None = None,
+    relative: float = 0.5,
+    percentile: float = 5.0,
+    side: int = FEATURE_SIDE,
+) -> dict:
+    """Nearest training image of each generated image, and which ones are near-copies.
+
+    Images are area-downsampled (at most `side` px a side, train size decides) and standardized per image (zero
+    mean, unit std: a copy with shifted brightness or contrast still counts); distance is the RMS difference.
+    The near-copy threshold, unless given, is `relative` x the `percentile`-th percentile of the distances of
+    each training image to its nearest *other* training image: closer to a training image than half of what
+    separates the closest 5% of distinct real pairs means copied, not rendered. Renders of the training label
+    maps share their layout with a training image, hence the margin below the real pairs."""
+    size = _feature_size(train_images.shape, side)
+    train, gen = _standardize(_features(train_images, size)), _standardize(_features(generated, size))
+    nn_dist, nn_index = _nearest(gen, train)
+    train_p = None
+    if len(train) >= 2:
+        self_dist, _ = _nearest(train, train, exclude_self=True)
+        train_p = float(np.percentile(self_dist.numpy(), percentile))
+    if threshold is None:
+        if train_p is None:
+            raise ValueError("memorization needs two or more training images, or an explicit threshold")
+        threshold = relative * train_p
+    near = nn_dist < threshold
+    return {
+        "nn_distance": nn_dist.tolist(),
+        "nn_index": nn_index.tolist(),
+        "near_copy": near.tolist(),
+        "near_copy_rate": float(near.double().mean()) if len(near) else 0.0,
+        "threshold": float(threshold),
+        "train_nn_percentile": train_p,
+        "median_nn_distance": float(nn_dist.median()) if len(nn_dist) else None,
+    }
+
+
+def _standardize(feats: torch.Tensor) -> torch.Tensor:
+    feats = feats.double()
+    return (feats - feats.mean(1, keepdim=True)) / feats.std(1, keepdim=True).clamp(min=1e-6)
+
+
+def _nearest(query: torch.Tensor, bank: torch.Tensor, exclude_self: bool = False, chunk: int = 256):
+    """(distance [N], index [N]) of each query row's nearest bank row; RMS distance."""
+    dists, idxs = [], []
+    for i in range(0, len(query), chunk):
+        d = torch.cdist(query[i : i + chunk], bank, compute_mode="donot_use_mm_for_euclid_dist")
+        if exclude_self:
+            rows = torch.arange(i, min(i + chunk, len(query)))
+            d[rows - i, rows] = math.inf
+        best = d.min(1)
+        dists.append(best.values / math.sqrt(bank.shape[1]))
+        idxs.append(best.indices)
+    return torch.cat(dists) if dists else torch.zeros(0), torch.cat(idxs) if idxs else torch.zeros(0, dtype=torch.long)
+
+
+class ConditionClassifierConfig(Strict):
+    """Training of the condition classifier (a few hundred steps on CPU at 48x64)."""
+
+    width: int = Field(16, ge=4)
+    size: tuple[int, int] = (48, 64)
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(32, ge=2)
+    lr: float = Field(2e-3, gt=0)
+    seed: int = 0
+
+
+class ConditionClassifier(nn.Module):
+    """Small CNN: image [B, 3, H, W] in [-1, 1] -> condition logits [B, C]; inputs are resized to `size`.
+
+    No normalization layers: instance or layer norm would erase the global brightness and colour that tell day
+    from dusk, and batch statistics of tiny batches are noise."""
+
+    def __init__(self, conditions: Sequence[str], width: int = 16, size: tuple[int, int] = (48, 64)):
+        super().__init__()
+        if len(conditions) < 2:
+            raise DataError(f"a condition classifier needs two or more conditions, got {list(conditions)}")
+        self.conditions, self.width, self.size = list(conditions), width, (int(size[0]), int(size[1]))
+        chans = [3, width, 2 * width, 4 * width, 4 * width]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(2 * chans[-1], len(conditions))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] -> [B, C]
+        if tuple(images.shape[-2:]) != self.size:
+            images = F.interpolate(images, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+        x = self.features(images)
+        return self.head(torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1))
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Condition ids [N] (index into `self.conditions`) for images [N, 3, H, W] (uint8 or float)."""
+        was_training = self.training
+        self.eval()
+        out = [self(_as_float(images[i : i + batch_size])).argmax(1) for i in range(0, len(images), batch_size)]
+        self.train(was_training)
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+    def save(self, directory: str | Path) -> Path:
+        config = {"conditions": self.conditions, "width": self.width, "size": list(self.size)}
+        return ckpt.save_model(directory, "condition_classifier", config, {"model": self})
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ConditionClassifier:
+        config = ckpt.read_model_config(directory)["config"]
+        model = cls(config["conditions"], config["width"], tuple(config["size"]))
+        return ckpt.load_weights(directory, "model", model).eval()
+
+
+def train_condition_classifier(
+    images: torch.Tensor, conditions: Sequence[str], cfg: ConditionClassifierConfig | None = None
+) -> ConditionClassifier:
+    """Train on real images [N, 3, H, W] with their condition names; class-balanced batches (each batch draws the
+    condition uniformly, then an image of it), horizontal flips only: colour jitter would fake other conditions."""
+    cfg = cfg or ConditionClassifierConfig()
+    names = sorted(set(conditions))
+    if len(conditions) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(conditions)} conditions")
+    torch.manual_seed(cfg.seed)
+    model = ConditionClassifier(names, cfg.width, cfg.size)
+    x = F.interpolate(_as_float(images), size=model.size, mode="bilinear", align_corners=False, antialias=True)
+    y = torch.tensor([names.index(c) for c in conditions])
+    members = [torch.nonzero(y == c).flatten() for c in range(len(names))]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    model.train()
+    for step in progress(range(cfg.steps), desc="train condition classifier", total=cfg.steps):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        classes = torch.randint(len(names), (cfg.batch_size,), generator=g)
+        idx = torch.stack([members[c][torch.randint(len(members[c]), (1,), generator=g)][0] for c in classes])
+        batch = x[idx]
+        flip = torch.rand(len(idx), generator=g) < 0.5
+        batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
+        loss = F.cross_entropy(model(batch), y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    log.info("condition classifier: %s, final batch loss %.3f", names, loss.item())
+    return model.eval()
+
+
+def train_condition_classifier_on(dataset: SegDataset, cfg: ConditionClassifierConfig | None = None):
+    """`train_condition_classifier` on the images of a real split that have a condition in their metadata."""
+    cfg = cfg or ConditionClassifierConfig()
+    keep = [i for i, r in enumerate(dataset.records) if r.meta.get("condition")]
+    if not keep:
+        raise DataError(f"{dataset.root}: split '{dataset.split}' has no conditions; add them to meta.csv")
+    data = dataset.subset(keep).load(tuple(cfg.size), desc="load condition data")
+    return train_condition_classifier(data.images, [m["condition"] for m in data.meta], cfg)
+
+
+def condition_fidelity(classifier: ConditionClassifier, images: torch.Tensor, target_condition: str) -> float:
+    """Share of images [N, 3, H, W] the classifier assigns to `target_condition`."""
+    if target_condition not in classifier.conditions:
+        raise DataError(
+            f"the condition classifier knows {classifier.conditions}, not {target_condition!r}; "
+            "train it on real images of that condition"
+        )
+    if len(images) == 0:
+        raise ValueError("condition_fidelity needs at least one image")
+    pred = classifier.predict(images)
+    return float((pred == classifier.conditions.index(target_condition)).double().mean())
+
+
+def condition_report(classifier: ConditionClassifier, data: TensorSet) -> dict[str, float | None]:
+    """Condition fidelity of a synthetic set per rendered condition (from its metadata); None for a condition the
+    classifier was not trained on."""
+    groups: dict[str, list[int]] = {}
+    for i, m in enumerate(data.meta):
+        if m.get("condition"):
+            groups.setdefault(m["condition"], []).append(i)
+    return {
+        c: condition_fidelity(classifier, data.images[idx], c) if c in classifier.conditions else None
+        for c, idx in sorted(groups.items())
+    }

@@ -1,0 +1,392 @@
+"""Synthesis: render label maps with a trained generator under chosen conditions into a dataset on disk, in the
+layout of the real data, with `classes.json`, `meta.csv` and `manifest.jsonl`. Deterministic and resumable."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from pydantic import Field
+
+from synthlabel import checkpoint as ckpt
+from synthlabel.config import Strict
+from synthlabel.data import layouts
+from synthlabel.data.classes import ClassSpec
+from synthlabel.data.datasets import SegDataset
+from synthlabel.data.sample import to_uint8
+from synthlabel.device import resolve_device
+from synthlabel.errors import DataError
+from synthlabel.generators.common import one_hot
+from synthlabel.generators.io import generator_spec, load_generator
+from synthlabel.runs import log, progress
+from synthlabel.synth.recompose import Recomposed
+
+MANIFEST = "manifest.jsonl"
+META_CSV = "meta.csv"
+META_COLUMNS = ("split", "file", "sequence", "condition", "frame")
+LAYOUTS = ("camvid", "folders", "cityscapes")
+
+
+class SynthesizeConfig(Strict):
+    """`synthesize` options: which maps, which conditions, how many renders, where and how to write them."""
+
+    generator: str = "runs/generator/model"
+    maps: Literal["original", "recomposed", "both"] = "original"
+    conditions: list[str] = Field(default_factory=list)  # empty = unconditioned
+    k: int = Field(1, ge=1)  # renders per (label map, condition)
+    seed: int = 0
+    layout: Literal["camvid", "folders", "cityscapes"] = "camvid"
+    split: str = "train"
+    batch_size: int = Field(8, ge=1)
+
+
+@dataclass(frozen=True)
+class LabelSource:
+    """One label map to render [H, W] int64, the name of the real map it came from and the ops that made it."""
+
+    label_map: np.ndarray
+    source: str
+    ops: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One sample of the plan: render `j` of map `map_index` under `condition` (None = unconditioned)."""
+
+    index: int
+    map_index: int
+    condition: str | None
+    condition_id: int | None
+    j: int
+    seed: int
+
+
+def label_sources_from_dataset(dataset: SegDataset) -> list[LabelSource]:
+    """The real label maps of a split, at native size, named by their image file."""
+    return [LabelSource(dataset.read_label(i), rec.image.name) for i, rec in enumerate(dataset.records)]
+
+
+def label_sources_from_recomposed(recomposed: Sequence[Recomposed], dataset: SegDataset) -> list[LabelSource]:
+    """Recomposed maps; `dataset` must be the split whose label maps (in record order) were given to `recompose`."""
+    out = []
+    for item in recomposed:
+        if not 0 <= item.source < len(dataset):
+            raise DataError(
+                f"recomposed map names source {item.source} but split '{dataset.split}' of {dataset.root} has "
+                f"{len(dataset)} maps; pass the dataset whose label maps were recomposed"
+            )
+        out.append(LabelSource(item.label_map, dataset.records[item.source].image.name, list(item.ops)))
+    return out
+
+
+def sample_seed(seed: int, map_index: int, j: int) -> int:
+    """Seed of the noise of render `j` of map `map_index`. The condition is left out on purpose: the renders of one
+    map under different conditions share their noise, so they differ by the condition only."""
+    return int(np.random.SeedSequence([seed, map_index, j]).generate_state(1)[0])
+
+
+def sample_paths(out_dir: Path, layout: str, split: str, index: int) -> tuple[Path, Path]:
+    """(image path, mask path) of sample `index` in `layout`; names carry a running index, never the condition."""
+    if layout == "camvid":
+        name = f"synth_{index:06d}.png"
+        return out_dir / split / name, out_dir / f"{split}annot" / name
+    if layout == "folders":
+        name = f"synth_{index:06d}.png"
+        return out_dir / "images" / split / name, out_dir / "masks" / split / name
+    if layout == "cityscapes":
+        stem = f"synth_{index:06d}_000019"
+        return (
+            out_dir / "leftImg8bit" / split / "synth" / f"{stem}_leftImg8bit.png",
+            out_dir / "gtFine" / split / "synth" / f"{stem}_gtFine_labelIds.png",
+        )
+    raise DataError(f"unknown layout {layout!r}; synthesize writes {', '.join(LAYOUTS)}")
+
+
+def synthesize(
+    generator_dir: str | Path,
+    label_maps: Sequence[LabelSource],
+    out_dir: str | Path,
+    conditions: Sequence[str],
+    k: int,
+    seed: int,
+    layout: str = "camvid",
+    split: str = "train",
+    batch_size: int = 8,
+    device: str = "auto",
+    on_sample: Callable[[int], None] | None = None,
+) -> Path:
+    """Render every map under every condition `k` times (z differs per render) into `out_dir`; returns `out_dir`.
+
+    Sample `index` = (map, condition, j) in that nesting order. Each sample is written mask first, image second
+    (each atomically) and counts as done once its manifest line is appended; a re-run skips done samples and
+    rewrites any leftovers. Work is done in fixed blocks of `batch_size` samples, so a resumed run writes the same
+    bytes as an uninterrupted one with the same batch size. `on_sample(index)` is called after each finished sample.
+    Empty `conditions` renders unconditioned (condition left empty in the metadata).
+    """
+    if k < 1 or batch_size < 1:
+        raise ValueError(f"k and batch_size must be >= 1, got k={k}, batch_size={batch_size}")
+    if not label_maps:
+        raise DataError("synthesize needs at least one label map")
+    out_dir = Path(out_dir)
+    generator, meta = load_generator(generator_dir)
+    spec = generator_spec(meta)
+    size = tuple(getattr(generator, "image_size", label_maps[0].label_map.shape))
+    maps = [_fit_map(s.label_map, size, spec, s.source) for s in label_maps]
+    plan = _plan(len(maps), _condition_ids(conditions, meta, generator_dir), k, seed)
+    record = {"generator": str(generator_dir), "generator_hash": ckpt.model_hash(generator_dir), "run_seed": seed}
+    entries = [_entry(p, label_maps[p.map_index], maps[p.map_index], layout, split, record) for p in plan]
+    _check_foreign_files(out_dir, layout, split)
+    done = _load_manifest(out_dir, entries)
+    _write_spec(out_dir, spec, conditions, layout)
+    _write_meta_csv(out_dir, [entries[i] for i in sorted(done)], split)
+    dev = resolve_device(device)
+    generator.to(dev)
+    blocks = [plan[i : i + batch_size] for i in range(0, len(plan), batch_size)]
+    todo = [b for b in blocks if any(p.index not in done for p in b)]
+    log.info("synthesize: %d samples (%d done) into %s", len(plan), len(done), out_dir)
+    try:
+        for block in progress(todo, desc="synthesize", total=len(todo)):
+            images = _render(generator, block, maps, spec, dev)  # [B, H, W, 3] uint8
+            for p, image in zip(block, images, strict=True):
+                if p.index not in done:
+                    _write_sample(
+                        out_dir, layout, split, entries[p.index], _mask_for_layout(maps[p.map_index], layout), image
+                    )
+                    done.add(p.index)
+                    if on_sample is not None:
+                        on_sample(p.index)
+    finally:
+        _write_meta_csv(out_dir, [entries[i] for i in sorted(done)], split)
+    return out_dir
+
+
+def synthesize_from_config(
+    cfg: SynthesizeConfig,
+    dataset: SegDataset,
+    out_dir: str | Path,
+    recomposed: Sequence[Recomposed] | None = None,
+    on_sample: Callable[[int], None] | None = None,
+) -> Path:
+    """`synthesize` with the maps picked by `cfg.maps` from `dataset` (real maps) and `recomposed` (made from them)."""
+    sources: list[LabelSource] = []
+    if cfg.maps in ("original", "both"):
+        sources += label_sources_from_dataset(dataset)
+    if cfg.maps in ("recomposed", "both"):
+        if not recomposed:
+            raise DataError(f"maps={cfg.maps!r} needs recomposed label maps; run recompose first or use 'original'")
+        sources += label_sources_from_recomposed(recomposed, dataset)
+    return synthesize(
+        cfg.generator,
+        sources,
+        out_dir,
+        cfg.conditions,
+        cfg.k,
+        cfg.seed,
+        cfg.layout,
+        cfg.split,
+        cfg.batch_size,
+        on_sample=on_sample,
+    )
+
+
+def _write_sample(out_dir: Path, layout: str, split: str, entry: dict, mask: np.ndarray, image: np.ndarray) -> None:
+    """Mask, then image (each atomically), then the manifest line that marks the sample done, then its meta row."""
+    image_path, mask_path = sample_paths(out_dir, layout, split, entry["index"])
+    _write_png(mask_path, mask)
+    _write_png(image_path, image)
+    _append_line(out_dir / MANIFEST, json.dumps(entry, default=_jsonable))
+    _append_line(out_dir / META_CSV, _meta_row(entry, split))
+
+
+def _condition_ids(conditions: Sequence[str], meta: dict, generator_dir) -> list[tuple[str | None, int | None]]:
+    """[(name, id in the generator's condition list)]; [(None, None)] when rendering unconditioned."""
+    known = list(meta.get("conditions") or [])
+    if not conditions:
+        return [(None, None)]
+    unknown = [c for c in conditions if c not in known]
+    if unknown:
+        raise DataError(
+            f"{generator_dir}: the generator does not know conditions {unknown} "
+            f"(it was trained on {known or 'none'}); choose among them"
+        )
+    if len(set(conditions)) != len(conditions):
+        raise DataError(f"conditions {list(conditions)} list a condition twice")
+    return [(c, known.index(c)) for c in conditions]
+
+
+def _fit_map(label_map: np.ndarray, size: tuple[int, int], spec: ClassSpec, source: str) -> np.ndarray:
+    """The map at the generator's size (nearest), checked against the spec; this is what is written as the mask."""
+    label_map = np.asarray(label_map)
+    if label_map.ndim != 2:
+        raise DataError(f"{source}: label map must be [H, W], got shape {label_map.shape}")
+    if spec.ignore_index > 255:
+        raise DataError(f"ignore index {spec.ignore_index} does not fit an 8-bit mask; use 255")
+    bad = (label_map < 0) | ((label_map >= spec.num_classes) & (label_map != spec.ignore_index))
+    if bad.any():
+        raise DataError(
+            f"{source}: label map holds ids {sorted(set(np.unique(label_map[bad]).tolist()))[:5]} outside the "
+            f"generator's classes (0..{spec.num_classes - 1}, ignore {spec.ignore_index}); remap them first"
+        )
+    if label_map.shape != tuple(size):
+        resized = Image.fromarray(label_map.astype(np.uint8)).resize((size[1], size[0]), Image.NEAREST)
+        label_map = np.asarray(resized)
+    return label_map.astype(np.int64)
+
+
+def _plan(num_maps: int, conditions: list[tuple[str | None, int | None]], k: int, seed: int) -> list[_Planned]:
+    plan: list[_Planned] = []
+    for m in range(num_maps):
+        for name, cid in conditions:
+            for j in range(k):
+                plan.append(_Planned(len(plan), m, name, cid, j, sample_seed(seed, m, j)))
+    return plan
+
+
+def _entry(p: _Planned, src: LabelSource, label_map: np.ndarray, layout: str, split: str, record: dict) -> dict:
+    """The manifest line of a planned sample (also used to check that a re-run continues the same synthesis)."""
+    return {
+        "file": sample_paths(Path("."), layout, split, p.index)[0].name,
+        "index": p.index,
+        "split": split,
+        "layout": layout,
+        "source": src.source,
+        "map_index": p.map_index,
+        "map_hash": hashlib.sha256(np.ascontiguousarray(label_map, np.int64).tobytes()).hexdigest()[:16],
+        "ops": src.ops,
+        "condition": p.condition,
+        "render": p.j,
+        "seed": p.seed,
+        **record,
+    }
+
+
+def _check_foreign_files(out_dir: Path, layout: str, split: str) -> None:
+    """Refuse to write into image or mask folders that hold files synthesis did not write (e.g. the real data)."""
+    for folder in (p.parent for p in sample_paths(out_dir, layout, split, 0)):
+        foreign = (
+            [f.name for f in folder.iterdir() if not f.name.startswith(("synth_", "."))] if folder.is_dir() else []
+        )
+        if foreign:
+            raise DataError(
+                f"{folder}: holds files synthesis did not write (first: {foreign[0]}); "
+                "synthesize into an empty folder, never into a real dataset"
+            )
+
+
+_IDENTITY = ("file", "split", "layout", "source", "map_hash", "condition", "seed", "generator_hash")
+
+
+def _load_manifest(out_dir: Path, entries: list[dict]) -> set[int]:
+    """Indices of finished samples. A torn last line (killed mid-append) is dropped; a line that disagrees with
+    this plan means `out_dir` holds another synthesis, which is an error rather than something to mix in."""
+    path = out_dir / MANIFEST
+    if not path.is_file():
+        return set()
+    lines, done = path.read_text().splitlines(), set()
+    kept = []
+    for n, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if n == len(lines) - 1:
+                break
+            raise DataError(f"{path}: line {n + 1} is not JSON; delete the folder and synthesize again") from None
+        i = row.get("index")
+        if not isinstance(i, int) or not 0 <= i < len(entries) or any(row.get(f) != entries[i][f] for f in _IDENTITY):
+            raise DataError(
+                f"{path}: line {n + 1} ({row.get('file')}) was made by another synthesis (other maps, conditions, "
+                "seed or generator); write into an empty folder or re-run with the same settings"
+            )
+        done.add(i)
+        kept.append(line)
+    if len(kept) != len(lines):
+        ckpt.atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+    return done
+
+
+def _write_spec(out_dir: Path, spec: ClassSpec, conditions: Sequence[str], layout: str) -> None:
+    """classes.json: the generator's class spec, with the rendered conditions allowed."""
+    if layout == "cityscapes" and spec.names != [n for n, _ in layouts.CITYSCAPES_CLASSES]:
+        raise DataError(
+            "the cityscapes layout stores Cityscapes labelIds; it needs the 19 Cityscapes classes. "
+            "Write layout 'camvid' or 'folders' instead"
+        )
+    merged = tuple(dict.fromkeys([*spec.conditions, *conditions]))
+    spec = replace(spec, conditions=merged if spec.conditions else ())
+    spec.save(out_dir / "classes.json")
+
+
+@torch.no_grad()
+def _render(generator: torch.nn.Module, block: list[_Planned], maps: list[np.ndarray], spec: ClassSpec, device):
+    """[B, H, W, 3] uint8 renders of one block; z comes from each sample's own seed, so it is batch-independent."""
+    labels = torch.from_numpy(np.stack([maps[p.map_index] for p in block])).to(device)  # [B, H, W]
+    onehot = one_hot(labels, spec.num_classes, spec.ignore_index)  # [B, K, H, W]
+    z_dim = int(getattr(generator, "z_dim", 0))
+    z = torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(p.seed)) for p in block])
+    cond = None
+    if block[0].condition_id is not None:
+        cond = torch.tensor([p.condition_id for p in block], dtype=torch.long, device=device)
+    images = generator(onehot, z.to(device), cond)  # [B, 3, H, W] in [-1, 1]
+    return to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _mask_for_layout(label_map: np.ndarray, layout: str) -> np.ndarray:
+    """8-bit mask: class ids (ignore as is), or Cityscapes labelIds for that layout (ignore -> 0, unlabeled)."""
+    if layout != "cityscapes":
+        return label_map.astype(np.uint8)
+    lut = np.zeros(256, np.uint8)
+    for label_id, train_id in layouts.CITYSCAPES_TRAIN_IDS.items():
+        lut[train_id] = label_id
+    return lut[label_map]
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    """Encode in memory, then temp file + rename: a killed run never leaves a truncated PNG under the real name."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def _append_line(path: Path, line: str) -> None:
+    with path.open("a") as f:
+        f.write(line + "\n")
+
+
+def _meta_row(entry: dict, split: str) -> str:
+    """One meta.csv line; the renders of one label map share a sequence, `map######`."""
+    buffer = io.StringIO()
+    row = (split, entry["file"], f"map{entry['map_index']:06d}", entry["condition"] or "", entry["index"])
+    csv.writer(buffer, lineterminator="").writerow(row)
+    return buffer.getvalue()
+
+
+def _write_meta_csv(out_dir: Path, entries: list[dict], split: str) -> None:
+    """meta.csv (split, file, sequence, condition, frame) of the finished samples, which synthlabel's reader uses
+    for conditions. Rebuilt from the manifest at start and end; lines are appended in between."""
+    lines = [",".join(META_COLUMNS)] + [_meta_row(e, split) for e in entries]
+    ckpt.atomic_write_text(out_dir / META_CSV, "".join(f"{line}\n" for line in lines))
+
+
+def _jsonable(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, (np.ndarray, set)):
+        return np.asarray(sorted(value) if isinstance(value, set) else value).tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to the manifest")
