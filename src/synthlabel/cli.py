@@ -191,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="runs/analysis")
     s.set_defaults(fn=cmd_analyze)
 
+    from synthlabel.cli_synth import add_parsers
+
+    add_parsers(sub, config_args, data_args)
+
     s = sub.add_parser("run", help="the whole chain from one config (skips finished stages)")
     config_args(s)
     s.set_defaults(fn=cmd_run)

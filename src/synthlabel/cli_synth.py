@@ -1,0 +1,162 @@
+"""CLI subcommands of the generator stages: train-gen, bank, synth, fidelity, filter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, float]:
+    """['Pole=0.03', 'Pedestrian=3%'] -> {'Pole': 0.03, 'Pedestrian': '3%'} (values parsed by the callee)."""
+    from synthlabel.errors import ConfigError
+
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{what} {item!r} must look like CLASS=VALUE")
+        out[name] = value if value.endswith("%") else float(value)
+    return out
+
+
+def cmd_train_gen(a) -> int:
+    from synthlabel.cli import _load
+    from synthlabel.config import GenConfig
+    from synthlabel.generators.workflow import train_generator
+
+    cfg = _load(GenConfig, a)
+    if a.dry_run:
+        return 0
+    result = train_generator(cfg, a.out, resume=a.resume)
+    print(f"generator: {result.model_dir} (samples in {result.samples_dir})")
+    return 0
+
+
+def cmd_bank(a) -> int:
+    from synthlabel.data.datasets import open_dataset
+    from synthlabel.synth.class_bank import ClassBank
+
+    ds = open_dataset(a.path, a.split, a.layout, class_map=a.class_map)
+    classes = a.classes.split(",") if a.classes else None
+    bank = ClassBank.from_dataset(ds, classes, a.min_area)
+    bank.save(a.out)
+    for cid in bank.classes:
+        print(f"{ds.out_spec.names[cid]}: {len(bank.segments(cid))} segments")
+    print(f"class bank written to {a.out}")
+    return 0
+
+
+def _recomposed(a, ds):
+    from synthlabel.synth.class_bank import ClassBank
+    from synthlabel.synth.recompose import recompose
+    from synthlabel.synth.targets import Targets
+
+    if not a.bank:
+        from synthlabel.errors import ConfigError
+
+        raise ConfigError("--maps recomposed/both needs --bank DIR (build it with `synthlabel bank`)")
+    bank = ClassBank.load(a.bank)
+    if a.targets:
+        targets = Targets.from_yaml(a.targets, ds.out_spec)
+    else:
+        targets = Targets.min_fraction(_pairs(a.min_fraction, "--min-fraction"), ds.out_spec)
+    maps = [ds.read_label(i) for i in range(len(ds))]
+    return recompose(maps, bank, targets, rng_seed=a.seed, n_out=a.n_out, mix_prob=a.mix_prob)
+
+
+def cmd_synth(a) -> int:
+    from synthlabel.data.datasets import open_dataset
+    from synthlabel.data.subset import read_split_file
+    from synthlabel.synth.synthesize import SynthesizeConfig, synthesize_from_config
+
+    ds = open_dataset(a.data, a.split, a.layout, class_map=a.class_map)
+    if a.subset:
+        ds = ds.subset(read_split_file(a.subset, ds))
+    cfg = SynthesizeConfig(
+        generator=a.generator,
+        maps=a.maps,
+        conditions=a.conditions.split(",") if a.conditions else [],
+        k=a.k,
+        seed=a.seed,
+        split=a.out_split,
+    )
+    recomposed = _recomposed(a, ds) if a.maps in ("recomposed", "both") else None
+    out = synthesize_from_config(cfg, ds, a.out, recomposed)
+    print(f"synthetic dataset written to {out} (manifest.jsonl lists every sample)")
+    return 0
+
+
+def cmd_fidelity(a) -> int:
+    from synthlabel.eval.generator_metrics import fidelity_report
+
+    out = a.out or Path(a.synth) / "fidelity.json"
+    r = fidelity_report(a.segmenter, a.synth, a.real, a.synth_split, a.real_split, out=out)
+    print(
+        f"label fidelity {r['fidelity']:.3f} (synthetic mIoU {100 * r['synthetic_miou']:.1f} / real "
+        f"{a.real_split} mIoU {100 * r['real_miou']:.1f}); report: {out}"
+    )
+    return 0
+
+
+def cmd_filter(a) -> int:
+    from synthlabel.synth.filters import filter_samples
+
+    scores = json.loads(Path(a.scores).read_text())
+    scores = scores.get("per_sample", scores)
+    kept = filter_samples(a.synth, scores, a.threshold, _pairs(a.quota, "--quota") or None, a.keep_fraction, a.split)
+    print(f"kept {len(kept)} of {len(scores)} samples; {Path(a.synth) / 'keep.txt'} works as data.subset.file")
+    return 0
+
+
+def add_parsers(sub, config_args, data_args) -> None:
+    s = sub.add_parser("train-gen", help="train a label map -> image generator (spade, pix2pix)")
+    config_args(s)
+    s.add_argument("--out", default="runs/generator", help="run directory")
+    s.add_argument("--resume", action="store_true")
+    s.set_defaults(fn=cmd_train_gen)
+
+    s = sub.add_parser("bank", help="build the class bank: per-class segments with position/scale/neighbours")
+    data_args(s)
+    s.add_argument("--split", default="train")
+    s.add_argument("--classes", help="comma-separated class names to bank (default: all)")
+    s.add_argument("--min-area", type=int, default=8)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_bank)
+
+    s = sub.add_parser("synth", help="render label maps (original and/or recomposed) into a labeled dataset")
+    s.add_argument("generator", help="generator model directory (from train-gen)")
+    s.add_argument("--data", required=True, help="dataset whose label maps are rendered")
+    s.add_argument("--split", default="train")
+    s.add_argument("--layout", default="auto")
+    s.add_argument("--class-map")
+    s.add_argument("--subset", help="split file: render only these maps (e.g. the low-shot subset)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--out-split", default="train")
+    s.add_argument("--maps", default="original", choices=["original", "recomposed", "both"])
+    s.add_argument("--bank", help="class bank directory (for recomposed maps)")
+    s.add_argument("--min-fraction", nargs="*", help="recomposition targets, e.g. Pole=0.03 Pedestrian=3%%")
+    s.add_argument("--targets", help="targets YAML (min_fraction / iou_file + total_boost)")
+    s.add_argument("--n-out", type=int, help="number of recomposed maps (default: one per map)")
+    s.add_argument("--mix-prob", type=float, default=0.0)
+    s.add_argument("--conditions", help="comma-separated conditions to render (default: unconditioned)")
+    s.add_argument("--k", type=int, default=1, help="renders per map and condition")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_synth)
+
+    s = sub.add_parser("fidelity", help="label fidelity of a synthetic set with a segmenter trained on real data")
+    s.add_argument("segmenter", help="segmenter model directory")
+    s.add_argument("--synth", required=True)
+    s.add_argument("--synth-split", default="train")
+    s.add_argument("--real", required=True, help="real dataset (its test split is the reference)")
+    s.add_argument("--real-split", default="test")
+    s.add_argument("--out")
+    s.set_defaults(fn=cmd_fidelity)
+
+    s = sub.add_parser("filter", help="drop low-fidelity synthetic samples, keeping per-class quotas")
+    s.add_argument("synth")
+    s.add_argument("--scores", required=True, help="fidelity JSON (per_sample) or a file -> score JSON")
+    s.add_argument("--threshold", type=float)
+    s.add_argument("--keep-fraction", type=float)
+    s.add_argument("--quota", nargs="*", help="e.g. Pedestrian=0.8: keep at least 80%% of samples with the class")
+    s.add_argument("--split", default="train")
+    s.set_defaults(fn=cmd_filter)
