@@ -51,14 +51,20 @@ def load_training_data(data: DataConfig, run_dir: Path | None = None) -> tuple[T
     return train_ds.load(data.size, desc="load train"), val, train_ds.out_spec
 
 
+def open_run(cfg, data: DataConfig, run_dir: Path, resume: bool) -> Run:
+    """Create (or reopen with resume) a training run dir for `cfg`, recording the low-shot subset it uses."""
+    run = Run(run_dir, to_dict(cfg), resume=resume)
+    if data.subset.n is not None or data.subset.file:
+        select_subset(open_split(data, data.train_split), data, run_dir)
+    return run
+
+
 def train_segmenter(cfg: SegConfig, run_dir: str | Path, resume: bool = False, on_step=None) -> TrainResult:
     """Train a segmenter into run_dir (model/ + train_state.pt + metrics); resumable with resume=True."""
     run_dir = Path(run_dir)
     # Read and validate the data before the run dir gets anything, so a data error leaves nothing behind.
     train, val, spec = load_training_data(cfg.data)
-    run = Run(run_dir, to_dict(cfg), resume=resume)
-    if cfg.data.subset.n is not None or cfg.data.subset.file:
-        select_subset(open_split(cfg.data, cfg.data.train_split), cfg.data, run_dir)
+    run = open_run(cfg, cfg.data, run_dir, resume)
     trainer = SegTrainer(cfg, train, spec, run, val)
     run.write_env(trainer.precision.describe())
     if resume:

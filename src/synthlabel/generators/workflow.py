@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from synthlabel.config import GenConfig, to_dict
+from synthlabel.config import GenConfig
 from synthlabel.data.classes import ClassSpec
 from synthlabel.errors import DataError
 from synthlabel.generators.common import one_hot
-from synthlabel.runs import Run, log
+from synthlabel.runs import log
 
 if TYPE_CHECKING:
     from synthlabel.train.gan_trainer import GenTrainResult
@@ -26,7 +26,7 @@ def train_generator(cfg: GenConfig, run_dir: str | Path, resume: bool = False, o
     Data and config errors are raised before the run dir gets anything. Resumable with resume=True; `on_step` is
     called with the trainer after every step."""
     # the trainer renders its sample grids with `render` below, so it is imported here, not at the top
-    from synthlabel.downstream.workflow import load_training_data, open_split, select_subset
+    from synthlabel.downstream.workflow import load_training_data, open_run
     from synthlabel.train.gan_trainer import GANTrainer, check_networks, condition_indices, resolve_conditions
 
     run_dir = Path(run_dir)
@@ -35,9 +35,7 @@ def train_generator(cfg: GenConfig, run_dir: str | Path, resume: bool = False, o
     conditions = resolve_conditions(cfg.conditions, spec, train.meta)
     condition_indices(train.meta, conditions)
     check_networks(cfg.model, spec.num_classes, len(conditions), train.images.shape[-2:])
-    run = Run(run_dir, to_dict(cfg), resume=resume)
-    if cfg.data.subset.n is not None or cfg.data.subset.file:
-        select_subset(open_split(cfg.data, cfg.data.train_split), cfg.data, run_dir)
+    run = open_run(cfg, cfg.data, run_dir, resume)
     trainer = GANTrainer(cfg, train, spec, conditions, run)
     run.write_env(trainer.precision.describe())
     if resume:
