@@ -33,3 +33,23 @@ def test_train_state_loads_with_weights_only(tmp_path):
     state = torch.load(tmp_path / "s.pt", weights_only=True)
     assert state["step"] == 3 and "state" in state["optimizer"]
     assert ckpt.load_state(tmp_path / "s.pt")["step"] == 3
+
+
+def test_atomic_writes_use_default_permissions_and_leave_nothing_on_failure(tmp_path):
+    import os
+
+    import pytest
+
+    mask = os.umask(0o022)
+    try:
+        ckpt.atomic_write_text(tmp_path / "a.txt", "x")
+        d = ckpt.save_model(tmp_path / "m", "linear", {}, {"net": torch.nn.Linear(1, 1)})
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644  # mkstemp alone would give 0o600
+        assert d.stat().st_mode & 0o777 == 0o755
+    finally:
+        os.umask(mask)
+    with pytest.raises(RuntimeError), ckpt.atomic_dir(tmp_path / "m") as tmp:
+        (tmp / "partial").write_text("half")
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "net.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "m"]

@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -18,22 +20,65 @@ from synthlabel.errors import SynthlabelError
 FORMAT_VERSION = 1
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def _default_mode(base: int) -> int:
+    """Permissions a plain open() would give (mkstemp/mkdtemp make files owner-only)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside `path`; when the block succeeds it replaces `path` in one rename, and when it
+    fails the temp file is removed, so a reader never sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, _default_mode(0o666))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_dir(directory: str | Path) -> Iterator[Path]:
+    """Yield a temp folder beside `directory`; on success it replaces `directory` (an existing one is moved aside
+    first, since a rename cannot replace a non-empty folder); on failure it is removed."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        os.chmod(tmp, _default_mode(0o777))
+        old = directory.with_name(f".{directory.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def save_model(
@@ -42,9 +87,6 @@ def save_model(
     """Write `directory` atomically: config.json (registry name, config, versions) + `<net>.safetensors`."""
     from synthlabel import __version__
 
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
     meta = {
         "name": name,
         "config": config,
@@ -53,16 +95,12 @@ def save_model(
         "format_version": FORMAT_VERSION,
         **(extra or {}),
     }
-    (tmp / "config.json").write_text(json.dumps(meta, indent=1))
-    for key, net in networks.items():
-        state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
-        save_file(state, str(tmp / f"{key}.safetensors"))
-    old = directory.with_name(f".{directory.name}.old")
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
-    return directory
+    with atomic_dir(directory) as tmp:
+        (tmp / "config.json").write_text(json.dumps(meta, indent=1))
+        for key, net in networks.items():
+            state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+            save_file(state, str(tmp / f"{key}.safetensors"))
+    return Path(directory)
 
 
 def read_model_config(directory: str | Path) -> dict:

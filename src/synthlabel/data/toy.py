@@ -6,9 +6,6 @@ Deterministic by seed, numpy only, nothing downloaded; used by the README quicks
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from synthlabel.checkpoint import atomic_dir
 from synthlabel.data.classes import ClassInfo, ClassSpec
 from synthlabel.errors import DataError
 
@@ -326,19 +324,9 @@ def make_demo_dataset(
         raise DataError(f"{out}: exists and is not a folder; pick an empty folder for the demo dataset")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise DataError(f"{out}: folder is not empty; pick an empty folder or pass overwrite=True to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         splits = (("train", n_train), ("val", n_val), ("test", n_test))
         _write_dataset(tmp, splits, size, seed, tuple(conditions), weights, paired)
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-        if out.exists():  # a rename cannot replace a non-empty folder: move the old one aside first
-            os.replace(out, old / "data")
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 from scipy import stats
 
+from synthlabel.checkpoint import atomic_file
 from synthlabel.errors import DataError
 from synthlabel.report.tables import fmt_pct, markdown_table
 
@@ -261,13 +261,6 @@ def plot_frequency_vs_iou(analysis: dict, path: str | os.PathLike, title: str | 
         _scatter(fig, analysis, title or "Class frequency vs IoU")
     else:
         _bars(fig, analysis, title or "Class pixel frequency")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path

@@ -7,9 +7,6 @@ On disk a bank is a directory: `bank.json` (class spec, segment metadata) + `mas
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
+from synthlabel.checkpoint import atomic_dir
 from synthlabel.data.classes import ClassSpec
 from synthlabel.errors import DataError
 from synthlabel.synth.stats import GROUND_SHARE, ClassStats, class_stats, ground_share
@@ -174,9 +172,7 @@ class ClassBank:
         """Write `bank.json` (spec, segments, per-class stats for reading) + `masks.npz` into `directory`
         atomically (temp dir, then rename); `load` recomputes the stats from the segments."""
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
-        try:
+        with atomic_dir(directory) as tmp:
             segs = [s for c in self.classes for s in self.by_class[c]]
             bits = np.concatenate([s.mask.ravel() for s in segs]) if segs else np.zeros(0, bool)
             np.savez_compressed(tmp / "masks.npz", bits=np.packbits(bits), count=np.int64(bits.size))
@@ -191,10 +187,6 @@ class ClassBank:
                 "segments": [s.to_json() for s in segs],
             }
             (tmp / "bank.json").write_text(json.dumps(meta))
-            _replace_dir(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return directory
 
     @classmethod
@@ -349,14 +341,3 @@ def check_label_map(label_map: np.ndarray, spec: ClassSpec, index: int) -> np.nd
             f"(ignore {spec.ignore_index}); fix the class map or the class spec"
         )
     return arr.astype(np.int64, copy=False)
-
-
-def _replace_dir(tmp: Path, directory: Path) -> None:
-    """Rename `tmp` to `directory`, moving an existing one aside first (a rename cannot replace a folder)."""
-    old = None
-    if directory.exists():
-        old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".old"))
-        os.replace(directory, old / "bank")
-    os.replace(tmp, directory)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -7,8 +7,6 @@ import csv
 import hashlib
 import io
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -355,11 +353,7 @@ def _write_png(path: Path, array: np.ndarray) -> None:
     """Encode in memory, then temp file + rename: a killed run never leaves a truncated PNG under the real name."""
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(buffer.getvalue())
-    os.replace(tmp, path)
+    ckpt.atomic_write_bytes(path, buffer.getvalue())
 
 
 def _append_line(path: Path, line: str) -> None:
