@@ -13,7 +13,7 @@ from synthlabel.eval.distribution import (
     label_statistics,
     plot_frequency_vs_iou,
 )
-from synthlabel.runs import log, progress
+from synthlabel.runs import environment, log, progress
 
 
 def split_statistics(
@@ -54,7 +54,8 @@ def analyze(
     reference = reference_split or ("train" if "train" in stats else next(iter(stats)))
     analysis = analyze_distribution(stats, names, iou, reference_split=reference)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "analysis.json", json.dumps(analysis, indent=1))
+    record = {**analysis, "data": str(data_path), "environment": environment()}
+    atomic_write_text(out_dir / "analysis.json", json.dumps(record, indent=1))
     atomic_write_text(out_dir / "analysis.md", distribution_markdown(analysis))
     plot_frequency_vs_iou(analysis, out_dir / "frequency_vs_iou.png", title=f"{Path(data_path).name}")
     log.info("analysis written to %s", out_dir)

@@ -11,9 +11,10 @@ from synthlabel.data.classes import ClassSpec
 from synthlabel.data.datasets import SegDataset, open_dataset
 from synthlabel.data.sample import TensorSet
 from synthlabel.data.subset import lowshot_indices, read_split_file, write_split_file
+from synthlabel.device import resolve_precision
 from synthlabel.downstream.segmenter import SegTrainer, TrainResult, evaluate, load_segmenter
 from synthlabel.eval.segmentation import metrics_markdown
-from synthlabel.runs import Run, log
+from synthlabel.runs import Run, environment, log
 
 
 def open_split(data: DataConfig, split: str) -> SegDataset:
@@ -99,7 +100,15 @@ def evaluate_segmenter(
         )
     size = tuple(size) if size else (tuple(meta["size"]) if meta.get("size") else None)
     metrics = evaluate(model, ds.load(size, desc=f"load {split}"), spec, desc=f"eval {split}")
-    metrics.update({"model": str(model_dir), "data": str(data_path), "split": split, "size": list(size or [])})
+    metrics.update(
+        {
+            "model": str(model_dir),
+            "data": str(data_path),
+            "split": split,
+            "size": list(size or []),
+            "environment": environment(resolve_precision().describe()),
+        }
+    )
     if out is not None:
         out = Path(out)
         atomic_write_text(out, json.dumps(metrics, indent=1))
