@@ -8,11 +8,12 @@ from pathlib import Path
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import DataConfig, SegConfig, to_dict
 from synthlabel.data.classes import ClassSpec
-from synthlabel.data.datasets import SegDataset, open_dataset
+from synthlabel.data.datasets import SegDataset, list_splits, open_dataset
 from synthlabel.data.sample import TensorSet
 from synthlabel.data.subset import lowshot_indices, read_split_file, write_split_file
 from synthlabel.device import resolve_precision
 from synthlabel.downstream.segmenter import SegTrainer, TrainResult, evaluate, load_segmenter
+from synthlabel.errors import DataError
 from synthlabel.eval.segmentation import metrics_markdown
 from synthlabel.runs import Run, environment, log
 
@@ -40,15 +41,10 @@ def load_training_data(data: DataConfig, run_dir: Path | None = None) -> tuple[T
     train_ds = open_split(data, data.train_split)
     train_ds = select_subset(train_ds, data, run_dir)
     val = None
-    if data.val_split:
-        try:
-            val = open_split(data, data.val_split).load(data.size, desc="load val")
-        except Exception as exc:  # a missing val split is allowed; other data errors propagate below
-            from synthlabel.errors import DataError
-
-            if not (isinstance(exc, DataError) and "no split" in str(exc)):
-                raise
-            log.info("no '%s' split: training without validation", data.val_split)
+    if data.val_split and data.val_split in list_splits(data.path, train_ds.layout):
+        val = open_split(data, data.val_split).load(data.size, desc="load val")
+    elif data.val_split:
+        log.info("no '%s' split: training without validation", data.val_split)
     return train_ds.load(data.size, desc="load train"), val, train_ds.out_spec
 
 
@@ -92,8 +88,6 @@ def evaluate_segmenter(
     ds = open_dataset(data_path, split, layout, class_map=class_map)
     spec = ds.out_spec
     if meta["config"]["num_classes"] != spec.num_classes:
-        from synthlabel.errors import DataError
-
         raise DataError(
             f"{data_path}: {spec.num_classes} classes but the model predicts "
             f"{meta['config']['num_classes']}; evaluate on data with the model's label set"
