@@ -57,6 +57,6 @@ def analyze(
     record = {**analysis, "data": str(data_path), "environment": environment()}
     atomic_write_text(out_dir / "analysis.json", json.dumps(record, indent=1))
     atomic_write_text(out_dir / "analysis.md", distribution_markdown(analysis))
-    plot_frequency_vs_iou(analysis, out_dir / "frequency_vs_iou.png", title=f"{Path(data_path).name}")
+    plot_frequency_vs_iou(analysis, out_dir / "frequency_vs_iou.png", title=f"{data_path}")
     log.info("analysis written to %s", out_dir)
     return analysis
