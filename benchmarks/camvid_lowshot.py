@@ -89,6 +89,8 @@ def run_arm(name: str, cfg: SegConfig, out: Path, cache: Path, eval_split: str) 
 
 
 def summarize(results: list[dict], out: Path, title: str) -> str:
+    if not results:
+        return "no finished arms yet"
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault((r["n"] or 10**9, r["aug"], r.get("tune", "")), []).append(r)
@@ -129,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--aug", default="on,off")
     p.add_argument("--set", nargs="*", default=[], help="extra overrides for every arm, e.g. train.steps=600")
+    p.add_argument("--summarize", action="store_true", help="tabulate the finished arms only; train nothing")
     args = p.parse_args(argv)
     setup_logging()
     ns = [None if n == "all" else int(n) for n in args.ns.split(",")]
@@ -157,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             for n in ns:
                 for aug in augs:
                     name = f"n{n or 'all'}_aug{'on' if aug else 'off'}_s{seed}{tag}"
+                    if args.summarize:
+                        results += [r] if (r := cached(out / f"{name}.json")) else []
+                        continue
                     results.append(run_arm(name, arm_config(args.data, n, aug, seed, args.set), out, cache, "test"))
         print(summarize(results, out, "CamVid test, 96x128"))
     print(f"wall time {time.monotonic() - start:.0f}s on {machine()['device']} ({machine()['cpu']})")
