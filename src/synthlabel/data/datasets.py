@@ -19,7 +19,6 @@ from synthlabel.data.sample import Sample, TensorSet, to_float
 from synthlabel.errors import DataError
 from synthlabel.runs import progress
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 FORMATS = ("camvid", "cityscapes", "folders")
 
 
@@ -131,10 +130,6 @@ def _open_image(path: Path, mode: str | None) -> Image.Image:
     return img.convert(mode) if mode and img.mode != mode else img
 
 
-def _list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
-
-
 def detect_format(root: Path) -> str:
     """Guess the layout of a dataset folder."""
     if (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir():
@@ -205,7 +200,7 @@ def open_dataset(
     if not found:
         raise DataError(
             f"{root}: split '{split}' is empty (no images found); put images with extensions "
-            f"{', '.join(IMAGE_EXTS)} in it or drop the split"
+            f"{', '.join(layouts.IMAGE_EXTS)} in it or drop the split"
         )
     meta = _meta_table(root, meta_csv)
     records = [Record(img, mask, _meta_for(root, layout, split, img, spec, meta)) for img, mask in found]

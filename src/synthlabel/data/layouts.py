@@ -10,6 +10,8 @@ import numpy as np
 from synthlabel.data.classes import ClassInfo, ClassSpec
 from synthlabel.errors import DataError
 
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
 # Official Cityscapes labelIds -> trainIds (cityscapesScripts labels.py); everything else is ignored (255).
 CITYSCAPES_TRAIN_IDS = {
     7: 0,
@@ -66,10 +68,9 @@ def cityscapes_lut() -> np.ndarray:
     return lut
 
 
-def _images(folder: Path) -> list[Path]:
-    from synthlabel.data.datasets import _list_images
-
-    return _list_images(folder)
+def list_images(folder: Path) -> list[Path]:
+    """Image files of a folder (by extension, hidden files skipped), sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
 
 
 def splits(root: Path, layout: str) -> list[str]:
@@ -89,11 +90,11 @@ def splits(root: Path, layout: str) -> list[str]:
 def pairs(root: Path, layout: str, split: str) -> tuple[list[tuple[Path, Path | None]], list[Path]]:
     """(image, mask or None) pairs of a split, and masks that have no image."""
     if layout == "camvid":
-        return _match(_images(_dir(root / split)), _images(_dir(root / f"{split}annot")), lambda p: p.name)
+        return _match(list_images(_dir(root / split)), list_images(_dir(root / f"{split}annot")), lambda p: p.name)
     if layout == "folders":
         img_dir = root / "images" if split == "all" else root / "images" / split
         mask_dir = root / "masks" if split == "all" else root / "masks" / split
-        return _match(_images(_dir(img_dir)), _images(_dir(mask_dir)), lambda p: p.stem)
+        return _match(list_images(_dir(img_dir)), list_images(_dir(mask_dir)), lambda p: p.stem)
     if layout == "cityscapes":
         images = sorted(_dir(root / "leftImg8bit" / split).glob("*/*_leftImg8bit.png"))
         masks = sorted(_dir(root / "gtFine" / split).glob("*/*_gtFine_labelIds.png"))

@@ -33,16 +33,6 @@ class TensorSet:
     def __getitem__(self, index: int) -> Sample:
         return Sample(to_float(self.images[index]), self.labels[index], dict(self.meta[index]))
 
-    def subset(self, indices: list[int]) -> TensorSet:
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        return TensorSet(self.images[idx], self.labels[idx], [self.meta[i] for i in indices])
-
-    @staticmethod
-    def concat(sets: list[TensorSet]) -> TensorSet:
-        return TensorSet(
-            torch.cat([s.images for s in sets]), torch.cat([s.labels for s in sets]), [m for s in sets for m in s.meta]
-        )
-
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
     """uint8 [.., 3, H, W] -> float32 in [-1, 1]."""
