@@ -48,6 +48,19 @@ class AugmentConfig(Strict):
     jitter: float = Field(0.25, ge=0.0, le=1.0)  # brightness/contrast/saturation strength
 
 
+class CopyPasteConfig(Strict):
+    """Copy-paste augmentation: paste segments of rare classes, with their pixels, from other real training images
+    (the cheap alternative to generative recomposition). Segments keep their original position and size, so they
+    sit where the class usually is, optionally shifted sideways and mirrored."""
+
+    enabled: bool = False
+    classes: tuple[str, ...] | None = None  # None = classes below the median pixel share of the training labels
+    prob: float = Field(0.5, ge=0.0, le=1.0)  # chance that an image receives pastes
+    max_pastes: int = Field(3, ge=1)
+    min_area: int = Field(12, ge=1)  # smaller segments (a few pixels of a far pole) are not pasted
+    shift: float = Field(0.25, ge=0.0, le=1.0)  # horizontal shift range, as a share of the image width
+
+
 class SegTrainConfig(Strict):
     steps: int = Field(2000, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -57,6 +70,7 @@ class SegTrainConfig(Strict):
     warmup_steps: int = Field(50, ge=0)
     class_weights: Literal["none", "inv_sqrt_freq", "median_freq"] = "inv_sqrt_freq"
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    copy_paste: CopyPasteConfig = Field(default_factory=CopyPasteConfig)
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     device: str = "auto"
     seed: int = 0
@@ -65,12 +79,45 @@ class SegTrainConfig(Strict):
     log_every: int = Field(50, ge=1)
 
 
+class SourceConfig(Strict):
+    """An extra labeled dataset (e.g. synthetic, from `synthlabel synth`) mixed into the real training stream.
+
+    Its labels are mapped into the real data's label set by `class_map` (label harmonization); `keep` restricts it
+    to the files a `synthlabel filter` kept; `images` takes a deterministic subset (nested across amounts)."""
+
+    path: str
+    name: str | None = None  # label in logs and reports (default: the folder name)
+    layout: Literal["auto", "camvid", "cityscapes", "folders"] = "auto"
+    split: str = "train"
+    class_map: str | None = None
+    keep: str | None = None  # keep.txt of `synthlabel filter` (one file name per line)
+    images: int | None = Field(None, ge=0)  # use at most this many images (None = all)
+    weight: float = Field(1.0, gt=0.0)  # sampling weight among the extra sources
+
+
+class MixConfig(Strict):
+    """How extra sources join the real data: `mixed` batches with a synthetic share `fraction` (per batch, exact on
+    average), `alternate` whole real and synthetic batches (a share `fraction` of the steps are synthetic),
+    or `pretrain` on the extra sources for a share `pretrain` of the steps, then real only.
+
+    class_aware: repeat-factor sampling (Gupta et al., LVIS 2019) with this threshold; an image is drawn in
+    proportion to max over its classes of max(1, sqrt(threshold / f_c)), f_c = share of the source's images that
+    contain class c, so images with rare classes come up more often. 0 = uniform."""
+
+    sources: tuple[SourceConfig, ...] = ()
+    mode: Literal["mixed", "alternate", "pretrain"] = "mixed"
+    fraction: float = Field(0.5, ge=0.0, le=1.0)
+    pretrain: float = Field(0.5, ge=0.0, lt=1.0)
+    class_aware: float = Field(0.0, ge=0.0, le=1.0)
+
+
 class SegConfig(Strict):
-    """`synthlabel train-seg`: data + model + training."""
+    """`synthlabel train-seg`: data + model + training (+ extra sources mixed in)."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     model: SegModelConfig = Field(default_factory=SegModelConfig)
     train: SegTrainConfig = Field(default_factory=SegTrainConfig)
+    mix: MixConfig = Field(default_factory=MixConfig)
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

@@ -19,9 +19,11 @@ import torch.nn.functional as F
 from synthlabel import checkpoint as ckpt
 from synthlabel.config import SegConfig, to_dict
 from synthlabel.data.classes import ClassSpec
+from synthlabel.data.copy_paste import CopyPaste
 from synthlabel.data.sample import TensorSet, to_float
 from synthlabel.data.transforms import PairedAugment
 from synthlabel.device import Precision, resolve_precision
+from synthlabel.downstream.mixing import REAL, MixedSampler, Source
 from synthlabel.eval.segmentation import ConfusionMatrix
 from synthlabel.registry import SEGMENTERS
 from synthlabel.runs import Run, log, progress, seed_everything
@@ -128,7 +130,16 @@ class TrainResult:
 class SegTrainer:
     """One training run of a segmenter: state, step, checkpoint, evaluation as separate methods."""
 
-    def __init__(self, cfg: SegConfig, train: TensorSet, spec: ClassSpec, run: Run, val: TensorSet | None = None):
+    def __init__(
+        self,
+        cfg: SegConfig,
+        train: TensorSet,
+        spec: ClassSpec,
+        run: Run,
+        val: TensorSet | None = None,
+        sources: list[Source] | None = None,
+    ):
+        """sources: [real, *extra] from `mixing.build_sources` (default: the real `train` set alone)."""
         self.cfg, self.train_set, self.val_set, self.spec, self.run = cfg, train, val, spec, run
         t = cfg.train
         self.precision = resolve_precision(t.precision, t.device)
@@ -145,6 +156,14 @@ class SegTrainer:
         self.weights = weights.to(self.precision.device) if weights is not None else None
         aug = t.augment
         self.augment = PairedAugment(aug.flip, aug.scale, aug.jitter, spec.ignore_index) if aug.enabled else None
+        self.copy_paste = CopyPaste(train, spec, t.copy_paste) if t.copy_paste.enabled else None
+        if self.copy_paste is not None:
+            log.info(
+                "copy-paste: %d segments of %s",
+                len(self.copy_paste),
+                [spec.names[c] for c in self.copy_paste.class_ids],
+            )
+        self.sampler = MixedSampler(sources or [Source("real", train)], cfg.mix, t.batch_size, t.steps, t.seed)
         self.step = 0
         self.state_path = run.path / "train_state.pt"
         self.model_dir = run.path / "model"
@@ -152,8 +171,13 @@ class SegTrainer:
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch of `step`: a pure function of (seed, step), so resuming replays the same data."""
         g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + step)
-        idx = torch.randint(len(self.train_set), (self.cfg.train.batch_size,), generator=g)
-        images, labels = to_float(self.train_set.images[idx]), self.train_set.labels[idx]
+        picks = self.sampler.draw(step, g)
+        images, labels, source = self.sampler.gather(picks)
+        real = source == REAL
+        if self.copy_paste is not None and real.any():  # synthetic images are left as rendered
+            origin = [i for s, i in picks if s == REAL]
+            images[real], labels[real] = self.copy_paste(images[real], labels[real], g, origin)
+        images = to_float(images)
         if self.augment is not None:
             images, labels = self.augment(images, labels, g)
         return images, labels

@@ -12,6 +12,7 @@ from synthlabel.data.datasets import SegDataset, list_splits, open_dataset
 from synthlabel.data.sample import TensorSet
 from synthlabel.data.subset import lowshot_indices, read_split_file, write_split_file
 from synthlabel.device import resolve_precision
+from synthlabel.downstream.mixing import build_sources
 from synthlabel.downstream.segmenter import SegTrainer, TrainResult, evaluate, load_segmenter
 from synthlabel.errors import DataError
 from synthlabel.eval.segmentation import metrics_markdown
@@ -61,8 +62,9 @@ def train_segmenter(cfg: SegConfig, run_dir: str | Path, resume: bool = False, o
     run_dir = Path(run_dir)
     # Read and validate the data before the run dir gets anything, so a data error leaves nothing behind.
     train, val, spec = load_training_data(cfg.data)
+    sources = build_sources(train, spec, cfg.mix, cfg.data.size, cfg.train.seed)
     run = open_run(cfg, cfg.data, run_dir, resume)
-    trainer = SegTrainer(cfg, train, spec, run, val)
+    trainer = SegTrainer(cfg, train, spec, run, val, sources)
     run.write_env(trainer.precision.describe())
     if resume:
         trainer.restore()

@@ -1,0 +1,144 @@
+"""Real + extra (synthetic) training data as one deterministic stream of batches: mixed batches with a synthetic
+share, alternating real/synthetic batches, or synthetic pre-training then real; per-source weights; class-aware
+(repeat-factor) sampling. Every batch is a pure function of (seed, step), so a resumed run replays it exactly."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from synthlabel.config import MixConfig, SourceConfig
+from synthlabel.data.classes import ClassSpec
+from synthlabel.data.datasets import open_dataset
+from synthlabel.data.sample import TensorSet
+from synthlabel.data.subset import lowshot_indices
+from synthlabel.errors import DataError
+from synthlabel.runs import log
+
+REAL = 0  # source index of the real training data
+
+
+@dataclass
+class Source:
+    """One training source held in memory: name, images + labels at the working size, per-image sampling weights."""
+
+    name: str
+    data: TensorSet
+    weight: float = 1.0
+    image_weights: torch.Tensor | None = None  # [N] float; None = uniform
+
+
+def repeat_factors(labels: torch.Tensor, num_classes: int, threshold: float) -> torch.Tensor:
+    """[N] repeat factor per image of labels [N, H, W]: max over its classes of max(1, sqrt(threshold / f_c)),
+    f_c = share of images containing class c (LVIS repeat-factor sampling)."""
+    n = labels.shape[0]
+    present = torch.zeros(n, num_classes, dtype=torch.bool)
+    for i in range(n):
+        ids = labels[i].unique()
+        present[i, ids[(ids >= 0) & (ids < num_classes)]] = True
+    f = present.float().mean(0).clamp(min=1e-12)
+    r = (threshold / f).sqrt().clamp(min=1.0)  # [K]
+    factors = torch.where(present, r[None], torch.ones_like(r)[None]).amax(1)
+    return torch.where(present.any(1), factors, torch.ones(n))
+
+
+class MixedSampler:
+    """Which (source, image) pairs make up the batch of each step.
+
+    sources[0] is the real data; the others are extra sources, chosen per sample by their weights."""
+
+    def __init__(self, sources: Sequence[Source], mix: MixConfig, batch_size: int, steps: int, seed: int):
+        if not sources or len(sources[REAL].data) == 0:
+            raise DataError("no real training images to sample from")
+        self.sources, self.mix, self.batch_size, self.steps, self.seed = list(sources), mix, batch_size, steps, seed
+        extra = torch.tensor([s.weight for s in self.sources[1:]], dtype=torch.float64)
+        self.extra_weights = extra / extra.sum() if len(extra) else extra
+
+    @property
+    def has_extra(self) -> bool:
+        if len(self.sources) < 2:
+            return False
+        return self.mix.pretrain > 0 if self.mix.mode == "pretrain" else self.mix.fraction > 0
+
+    def synthetic_count(self, step: int, generator: torch.Generator) -> int:
+        """How many samples of this step's batch come from the extra sources."""
+        if not self.has_extra:
+            return 0
+        b, r = self.batch_size, self.mix.fraction
+        if self.mix.mode == "mixed":  # stochastic rounding keeps the share exact on average for any batch size
+            base = math.floor(r * b)
+            return base + int(torch.rand(1, generator=generator).item() < r * b - base)
+        if (
+            self.mix.mode == "alternate"
+        ):  # step is synthetic when floor((step+1) r) advances: exact share, r=0.5 alternates
+            return b if math.floor((step + 1) * r) > math.floor(step * r) else 0
+        return b if step < round(self.mix.pretrain * self.steps) else 0
+
+    def draw(self, step: int, generator: torch.Generator) -> list[tuple[int, int]]:
+        """[(source index, image index)] * batch_size for `step`; real samples first."""
+        n_extra = self.synthetic_count(step, generator)
+        picks = [(REAL, i) for i in self._indices(self.sources[REAL], self.batch_size - n_extra, generator)]
+        if n_extra:
+            which = torch.multinomial(self.extra_weights, n_extra, replacement=True, generator=generator) + 1
+            for s in sorted(set(which.tolist())):
+                count = int((which == s).sum())
+                picks += [(s, i) for i in self._indices(self.sources[s], count, generator)]
+        return picks
+
+    @staticmethod
+    def _indices(source: Source, count: int, generator: torch.Generator) -> list[int]:
+        if count == 0:
+            return []
+        if source.image_weights is None:
+            return torch.randint(len(source.data), (count,), generator=generator).tolist()
+        return torch.multinomial(source.image_weights.double(), count, replacement=True, generator=generator).tolist()
+
+    def gather(self, picks: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(uint8 images [B, 3, H, W], labels [B, H, W], source index [B]) for the picks of `draw`."""
+        images, labels = [], []
+        for s, i in picks:
+            images.append(self.sources[s].data.images[i])
+            labels.append(self.sources[s].data.labels[i])
+        return torch.stack(images), torch.stack(labels), torch.tensor([s for s, _ in picks])
+
+
+def read_keep_file(path: str | Path) -> set[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: keep file not found; write it with `synthlabel filter` or remove `keep`")
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+def load_source(cfg: SourceConfig, spec: ClassSpec, size: tuple[int, int] | None, seed: int) -> Source:
+    """Open an extra source, harmonize its labels to `spec`, apply keep/images, load it at `size`."""
+    name = cfg.name or Path(cfg.path).name
+    ds = open_dataset(cfg.path, cfg.split, cfg.layout, class_map=cfg.class_map)
+    if ds.out_spec.names != spec.names:
+        raise DataError(
+            f"{cfg.path}: its classes {ds.out_spec.names} differ from the training data's {spec.names}; "
+            "give the source a class_map that maps its labels into the training label set"
+        )
+    indices = list(range(len(ds)))
+    if cfg.keep:
+        keep = read_keep_file(cfg.keep)
+        indices = [i for i in indices if ds.records[i].image.name in keep]
+    if cfg.images is not None and cfg.images < len(indices):  # nested: the first n of one permutation by seed
+        indices = [indices[j] for j in lowshot_indices(len(indices), cfg.images, seed)]
+    if not indices:
+        raise DataError(f"{cfg.path}: no images left in source {name!r} (check keep / images)")
+    data = ds.subset(indices).load(size, desc=f"load source {name}")
+    log.info("source %s: %d images from %s", name, len(data), cfg.path)
+    return Source(name, data, cfg.weight)
+
+
+def build_sources(real: TensorSet, spec: ClassSpec, mix: MixConfig, size, seed: int) -> list[Source]:
+    """[real, *extra] with class-aware image weights when mix.class_aware > 0."""
+    sources = [Source("real", real)] + [load_source(c, spec, size, seed) for c in mix.sources]
+    if mix.class_aware > 0:
+        for s in sources:
+            s.image_weights = repeat_factors(s.data.labels, spec.num_classes, mix.class_aware)
+    return sources
