@@ -6,7 +6,7 @@ CONSTRAINTS ?= constraints.txt
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint clean
+.PHONY: install browser demo test lint clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: install
 	$(BIN)/synthlabel run configs/demo.yaml
 
-test: install
+# Reports are checked in a real headless browser; Chromium comes from Debian's packages where we may install it.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) || \
+	  echo "note: Chromium could not be installed; the browser check of the report is skipped"
+
+test: install browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 lint: install

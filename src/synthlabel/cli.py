@@ -111,6 +111,19 @@ def cmd_analyze(a) -> int:
     return 0
 
 
+def cmd_experiment(a) -> int:
+    from synthlabel.config import ExperimentConfig
+    from synthlabel.experiment import run_experiment
+
+    cfg = _load(ExperimentConfig, a)
+    if a.dry_run:
+        return 0
+    report = run_experiment(cfg, only_plan=a.plan)
+    if not a.plan:
+        print(f"report: {report} (Markdown and CSV beside it)")
+    return 0
+
+
 def cmd_run(a) -> int:
     from synthlabel.config import PipelineConfig
     from synthlabel.pipeline import run_pipeline
@@ -194,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     from synthlabel.cli_synth import add_parsers
 
     add_parsers(sub, config_args, data_args)
+
+    s = sub.add_parser("experiment", help="arms x synthetic amounts x seeds, cached and resumable, + gain report")
+    config_args(s)
+    s.add_argument("--plan", action="store_true", help="list the runs (and which are done) without running")
+    s.set_defaults(fn=cmd_experiment)
 
     s = sub.add_parser("run", help="the whole chain from one config (skips finished stages)")
     config_args(s)

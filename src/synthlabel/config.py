@@ -266,3 +266,37 @@ class GenConfig(Strict):
     model: GenModelConfig = Field(default_factory=GenModelConfig)
     train: GenTrainConfig = Field(default_factory=GenTrainConfig)
     conditions: tuple[str, ...] | None = None
+
+
+class ArmConfig(Strict):
+    """One arm of an experiment, as changes to the experiment's base training config.
+
+    kind picks a named baseline: `real` (no augmentation), `real_aug` (classic augmentation), `copy_paste` (classic
+    augmentation + copy-paste of rare-class segments), `synthetic` (classic augmentation + the extra `sources`,
+    mixed by `mix`; the experiment's `amounts` set how many synthetic images per real image). Arms that share a
+    `group` are variants of one recipe (e.g. mixing modes); the report picks the variant and amount with the best
+    validation mIoU per group, and shows its test figures."""
+
+    name: str
+    kind: Literal["real", "real_aug", "copy_paste", "synthetic"] = "real_aug"
+    group: str | None = None  # default: the arm's name
+    sources: tuple[SourceConfig, ...] = ()
+    mix: MixConfig = Field(default_factory=MixConfig)  # mode / fraction / class_aware (its sources are ignored)
+    amounts: tuple[float, ...] | None = Field(None, min_length=1)  # None = the experiment's amounts
+    overrides: tuple[str, ...] = ()  # dotted overrides of the arm's SegConfig, e.g. "train.lr=1e-3"
+
+
+class ExperimentConfig(Strict):
+    """`synthlabel experiment`: arms x synthetic amounts x seeds on one real dataset; cached and resumable."""
+
+    out: str = "runs/experiment"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: SegModelConfig = Field(default_factory=SegModelConfig)
+    train: SegTrainConfig = Field(default_factory=SegTrainConfig)
+    arms: tuple[ArmConfig, ...] = Field(min_length=1)
+    baseline: str | None = None  # arm name the deltas are measured against (default: the first arm)
+    seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)
+    amounts: tuple[float, ...] = Field((1.0,), min_length=1)  # synthetic images per real training image
+    eval_split: str = "test"
+    synthetic_test: SourceConfig | None = None  # held-out synthetic set: the cross-domain table's second column
+    rare: tuple[str, ...] | None = None  # classes averaged as "rare" (None = below-median pixel share of train)

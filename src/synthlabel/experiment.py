@@ -1,0 +1,170 @@
+"""`synthlabel experiment`: a grid of arms x synthetic amounts x seeds, each a segmenter trained and evaluated on the
+real test split (and on a held-out synthetic set), cached per run so a re-run resumes; then the gain report."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from synthlabel.checkpoint import atomic_write_text
+from synthlabel.config import ArmConfig, ExperimentConfig, SegConfig, build_config, to_dict
+from synthlabel.downstream.workflow import evaluate_segmenter, open_split, select_subset, train_segmenter
+from synthlabel.errors import ConfigError
+from synthlabel.runs import log, setup_logging
+
+RESULT = "result.json"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid."""
+
+    arm: ArmConfig
+    amount: float
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.arm.name}/a{self.amount:g}_s{self.seed}"
+
+
+def check_config(cfg: ExperimentConfig) -> None:
+    names = [a.name for a in cfg.arms]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"arms must have distinct names; repeated: {dupes}")
+    if cfg.baseline is not None and cfg.baseline not in names:
+        raise ConfigError(f"baseline {cfg.baseline!r} is not an arm; arms: {names}")
+    for arm in cfg.arms:
+        if arm.kind == "synthetic" and not arm.sources:
+            raise ConfigError(f"arm {arm.name!r} is synthetic but lists no sources (synthetic datasets to mix in)")
+        if arm.kind != "synthetic" and arm.sources:
+            raise ConfigError(f"arm {arm.name!r} has sources but kind {arm.kind!r}; use kind: synthetic")
+        if any(a < 0 for a in (arm.amounts or cfg.amounts)):
+            raise ConfigError(f"arm {arm.name!r}: amounts must be >= 0")
+
+
+def plan(cfg: ExperimentConfig) -> list[RunSpec]:
+    """Every (arm, amount, seed); arms without synthetic sources run at amount 0 only."""
+    runs = []
+    for arm in cfg.arms:
+        amounts = (arm.amounts or cfg.amounts) if arm.kind == "synthetic" else (0.0,)
+        runs += [RunSpec(arm, float(a), s) for a in amounts for s in cfg.seeds]
+    return runs
+
+
+def train_set_kind(arm: ArmConfig) -> str:
+    """'real', 'synthetic' (no real image is ever drawn) or 'mixed', for the cross-domain table."""
+    if arm.kind != "synthetic":
+        return "real"
+    return "synthetic" if arm.mix.mode in ("mixed", "alternate") and arm.mix.fraction >= 1.0 else "mixed"
+
+
+def arm_seg_config(cfg: ExperimentConfig, spec: RunSpec, num_real: int) -> SegConfig:
+    """The SegConfig of one run: base config + the arm's kind + its sources sized by the amount + its overrides."""
+    data = {"data": to_dict(cfg.data), "model": to_dict(cfg.model), "train": to_dict(cfg.train)}
+    train = data["train"]
+    train["seed"] = spec.seed
+    train["augment"]["enabled"] = spec.arm.kind != "real"
+    train["copy_paste"]["enabled"] = spec.arm.kind == "copy_paste"  # combine with others through `overrides`
+    if spec.arm.kind == "synthetic":
+        images = max(1, round(spec.amount * num_real)) if spec.amount > 0 else 0
+        sources = [{**to_dict(s), "images": images} for s in spec.arm.sources] if images else []
+        data["mix"] = {**to_dict(spec.arm.mix), "sources": sources}
+    return build_config(SegConfig, data, spec.arm.overrides, source=f"arm {spec.arm.name}")
+
+
+def _evaluate(cfg: ExperimentConfig, model_dir: Path, run_dir: Path) -> dict:
+    d = cfg.data
+    evals = {
+        "real_test": evaluate_segmenter(
+            model_dir, d.path, cfg.eval_split, d.layout, d.size, d.class_map, out=run_dir / "eval_real_test.json"
+        )
+    }
+    if cfg.synthetic_test is not None:
+        s = cfg.synthetic_test
+        evals["synthetic_test"] = evaluate_segmenter(
+            model_dir, s.path, s.split, s.layout, d.size, s.class_map, out=run_dir / "eval_synthetic_test.json"
+        )
+    keep = ("miou", "pixel_accuracy", "mean_accuracy", "per_class_iou", "class_names")
+    return {k: {m: v[m] for m in keep} for k, v in evals.items()}
+
+
+def run_one(cfg: ExperimentConfig, spec: RunSpec, run_dir: Path, num_real: int) -> dict:
+    """Train + evaluate one run into run_dir, or read its cached result; an interrupted run resumes."""
+    done = run_dir / RESULT
+    if done.is_file():
+        return json.loads(done.read_text())
+    seg_cfg = arm_seg_config(cfg, spec, num_real)
+    start = time.monotonic()
+    log.info("[run] %s", spec.key)
+    result = train_segmenter(seg_cfg, run_dir, resume=(run_dir / "config.yaml").exists())
+    evals = _evaluate(cfg, result.model_dir, run_dir)
+    synthetic = sum(s.images or 0 for s in seg_cfg.mix.sources)
+    record = {
+        "arm": spec.arm.name,
+        "group": spec.arm.group or spec.arm.name,
+        "kind": spec.arm.kind,
+        "amount": spec.amount,
+        "seed": spec.seed,
+        "train_set": train_set_kind(spec.arm),
+        "images": {"real": num_real, "synthetic_requested": synthetic},
+        "val": None
+        if result.val is None
+        else {"miou": result.val["miou"], "per_class_iou": result.val["per_class_iou"]},
+        "eval": evals,
+        "metrics": evals["real_test"],
+        "seconds": time.monotonic() - start,
+        "steps": result.steps,
+    }
+    atomic_write_text(done, json.dumps(record, indent=1))
+    return record
+
+
+def num_real_images(cfg: ExperimentConfig) -> int:
+    return len(select_subset(open_split(cfg.data, cfg.data.train_split), cfg.data))
+
+
+def run_experiment(cfg: ExperimentConfig, only_plan: bool = False) -> Path:
+    """Run (or resume) every cell of the grid into cfg.out, then write the report; returns report.html's path."""
+    check_config(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    setup_logging(out / "log.txt")
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    runs = plan(cfg)
+    num_real = num_real_images(cfg)
+    log.info("experiment: %d runs (%d arms, %d seeds), %d real training images", len(runs), len(cfg.arms),
+             len(cfg.seeds), num_real)  # fmt: skip
+    if only_plan:
+        for spec in runs:
+            print(spec.key, "(done)" if (out / "runs" / spec.key / RESULT).is_file() else "")
+        return out
+    records = []
+    for i, spec in enumerate(runs, start=1):
+        log.info("experiment run %d/%d: %s", i, len(runs), spec.key)
+        records.append(run_one(cfg, spec, out / "runs" / spec.key, num_real))
+    atomic_write_text(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    from synthlabel.report.experiment import write_report
+
+    return write_report(cfg, records, out)
+
+
+def best_by_validation(records: list[dict]) -> dict[str, tuple[str, float]]:
+    """Per group: the (arm, amount) with the highest mean validation mIoU over seeds (test is never looked at)."""
+    cells: dict[tuple[str, str, float], list[float]] = {}
+    for r in records:
+        val = (r.get("val") or {}).get("miou")
+        cells.setdefault((r["group"], r["arm"], r["amount"]), []).append(math.nan if val is None else val)
+    best: dict[str, tuple[float, str, float]] = {}
+    for (group, arm, amount), vals in cells.items():
+        finite = [v for v in vals if not math.isnan(v)]
+        score = sum(finite) / len(finite) if finite else -math.inf
+        if group not in best or score > best[group][0]:
+            best[group] = (score, arm, amount)
+    return {g: (arm, amount) for g, (_, arm, amount) in best.items()}
