@@ -38,3 +38,7 @@ class Registry:
 SEGMENTERS = Registry("segmenter")
 GENERATORS = Registry("generator")
 DISCRIMINATORS = Registry("discriminator")
+# Image classification (synthlabel.cls): classifiers and class -> image GAN families (generator + discriminator).
+CLASSIFIERS = Registry("classifier")
+CLASS_GENERATORS = Registry("class generator")
+CLASS_DISCRIMINATORS = Registry("class discriminator")

@@ -187,3 +187,16 @@ def test_cityscapes_layout_stores_label_ids_and_unconditioned_renders(tmp_path):
     assert ds.layout == "cityscapes" and len(ds) == 2
     np.testing.assert_array_equal(ds.read_label(1), label)  # trainIds -> labelIds on disk -> trainIds again
     assert {r.meta["condition"] for r in ds.records} == {""} and check_dataset(out).ok
+
+
+def test_own_condition_renders_each_map_as_its_real_twin(generator_dir, demo_root, tmp_path):
+    ds = open_dataset(demo_root, "train")
+    real = label_sources_from_dataset(ds)
+    assert [s.condition for s in real] == [r.meta["condition"] for r in ds.records]
+    out = synthesize(generator_dir, real, tmp_path / "own", conditions=["own"], k=1, seed=0)
+    synth = open_dataset(out, "train")
+    assert [r.meta["condition"] for r in synth.records] == [s.condition for s in real]
+    recomposed = label_sources_from_recomposed([Recomposed(real[2].label_map.copy(), [], 2)], ds)
+    assert recomposed[0].condition == real[2].condition
+    with pytest.raises(DataError, match="own"):
+        synthesize(generator_dir, [LabelSource(real[0].label_map, "x.png")], tmp_path / "none", ["own"], 1, 0)

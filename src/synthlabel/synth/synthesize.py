@@ -41,12 +41,15 @@ class SynthesizeConfig(Strict):
 
     generator: str = "runs/generator/model"
     maps: Literal["original", "recomposed", "both"] = "original"
-    conditions: list[str] = Field(default_factory=list)  # empty = unconditioned
+    conditions: list[str] = Field(default_factory=list)  # empty = unconditioned; ["own"] = each map's own condition
     k: int = Field(1, ge=1)  # renders per (label map, condition)
     seed: int = 0
     layout: Literal["camvid", "folders", "cityscapes"] = "camvid"
     split: str = "train"
     batch_size: int = Field(8, ge=1)
+
+
+OWN = "own"  # conditions=["own"]: render each map under its own image's condition
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class LabelSource:
     label_map: np.ndarray
     source: str
     ops: list[dict] = field(default_factory=list)
+    condition: str | None = None  # the condition of the real image the map came from (used by conditions ["own"])
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,10 @@ class _Planned:
 
 def label_sources_from_dataset(dataset: SegDataset) -> list[LabelSource]:
     """The real label maps of a split, at native size, named by their image file."""
-    return [LabelSource(dataset.read_label(i), rec.image.name) for i, rec in enumerate(dataset.records)]
+    return [
+        LabelSource(dataset.read_label(i), rec.image.name, condition=rec.meta.get("condition") or None)
+        for i, rec in enumerate(dataset.records)
+    ]
 
 
 def label_sources_from_recomposed(recomposed: Sequence[Recomposed], dataset: SegDataset) -> list[LabelSource]:
@@ -84,7 +91,8 @@ def label_sources_from_recomposed(recomposed: Sequence[Recomposed], dataset: Seg
                 f"recomposed map names source {item.source} but split '{dataset.split}' of {dataset.root} has "
                 f"{len(dataset)} maps; pass the dataset whose label maps were recomposed"
             )
-        out.append(LabelSource(item.label_map, dataset.records[item.source].image.name, list(item.ops)))
+        rec = dataset.records[item.source]
+        out.append(LabelSource(item.label_map, rec.image.name, list(item.ops), rec.meta.get("condition") or None))
     return out
 
 
@@ -130,7 +138,8 @@ def synthesize(
     (each atomically) and counts as done once its manifest line is appended; a re-run skips done samples and
     rewrites any leftovers. Work is done in fixed blocks of `batch_size` samples, so a resumed run writes the same
     bytes as an uninterrupted one with the same batch size. `on_sample(index)` is called after each finished sample.
-    Empty `conditions` renders unconditioned (condition left empty in the metadata).
+    Empty `conditions` renders unconditioned (condition left empty in the metadata); `["own"]` renders each map under
+    the condition of the real image it came from (its synthetic twin).
     """
     if k < 1 or batch_size < 1:
         raise ValueError(f"k and batch_size must be >= 1, got k={k}, batch_size={batch_size}")
@@ -141,12 +150,12 @@ def synthesize(
     spec = generator_spec(meta)
     size = tuple(getattr(generator, "image_size", label_maps[0].label_map.shape))
     maps = [_fit_map(s.label_map, size, spec, s.source) for s in label_maps]
-    plan = _plan(len(maps), _condition_ids(conditions, meta, generator_dir), k, seed)
+    plan = _plan(_map_conditions(conditions, label_maps, meta, generator_dir), k, seed)
     record = {"generator": str(generator_dir), "generator_hash": ckpt.model_hash(generator_dir), "run_seed": seed}
     entries = [_entry(p, label_maps[p.map_index], maps[p.map_index], layout, split, record) for p in plan]
     _check_foreign_files(out_dir, layout, split)
     done = _load_manifest(out_dir, entries)
-    _write_spec(out_dir, spec, conditions, layout)
+    _write_spec(out_dir, spec, sorted({p.condition for p in plan if p.condition}), layout)
     _write_meta_csv(out_dir, [entries[i] for i in sorted(done)], split)
     dev = resolve_device(device)
     generator.to(dev)
@@ -242,9 +251,27 @@ def _fit_map(label_map: np.ndarray, size: tuple[int, int], spec: ClassSpec, sour
     return label_map.astype(np.int64)
 
 
-def _plan(num_maps: int, conditions: list[tuple[str | None, int | None]], k: int, seed: int) -> list[_Planned]:
+def _map_conditions(
+    conditions: Sequence[str], label_maps: Sequence[LabelSource], meta: dict, generator_dir
+) -> list[list[tuple[str | None, int | None]]]:
+    """Per map, the (condition, id) pairs to render it under. ["own"]: the map's own condition (unconditioned when
+    the generator knows no conditions)."""
+    if list(conditions) != [OWN]:
+        pairs = _condition_ids(conditions, meta, generator_dir)
+        return [pairs] * len(label_maps)
+    if not meta.get("conditions"):
+        return [[(None, None)]] * len(label_maps)
+    missing = [s.source for s in label_maps if s.condition is None]
+    if missing:
+        raise DataError(
+            f"conditions ['own'] needs each map's condition, but {missing[:3]} have none (meta.csv); name conditions"
+        )
+    return [_condition_ids([s.condition], meta, generator_dir) for s in label_maps]
+
+
+def _plan(per_map: list[list[tuple[str | None, int | None]]], k: int, seed: int) -> list[_Planned]:
     plan: list[_Planned] = []
-    for m in range(num_maps):
+    for m, conditions in enumerate(per_map):
         for name, cid in conditions:
             for j in range(k):
                 plan.append(_Planned(len(plan), m, name, cid, j, sample_seed(seed, m, j)))
