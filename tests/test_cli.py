@@ -24,6 +24,10 @@ def test_demo_pipeline_end_to_end_and_skips_finished_stages(tmp_path, capsys):
         "train.batch_size=2",
         "train.warmup_steps=1",
         "train.eval_every=2",
+        "generator.model.width=8",
+        "generator.train.steps=2",
+        "generator.train.batch_size=2",
+        "generator.train.sample_every=2",
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
@@ -37,14 +41,27 @@ def test_demo_pipeline_end_to_end_and_skips_finished_stages(tmp_path, capsys):
         "eval_test.json",
         "analysis/frequency_vs_iou.png",
         "summary.md",
+        "generator/model/config.json",
+        "bank/bank.json",
+        "synth_original/manifest.jsonl",
+        "synth_recomposed/keep.txt",
+        "experiment/report.html",
+        "experiment/runs/synthetic_recomposed/a1_s0/result.json",
     ):
         assert (out / name).is_file(), name
+    summary = (out / "summary.md").read_text()
+    assert "Gain of synthetic data" in summary and "synthetic_recomposed" in summary
+    arms = {json.loads(line)["arm"] for line in (out / "experiment" / "results.jsonl").read_text().splitlines()}
+    assert arms == {"real_aug", "copy_paste", "synthetic_original", "synthetic_recomposed"}
+    recomposed = [json.loads(line) for line in (out / "synth_recomposed" / "manifest.jsonl").read_text().splitlines()]
+    assert any(op["op"] == "insert" for r in recomposed for op in r["ops"])
     analysis = json.loads((out / "analysis" / "analysis.json").read_text())
     assert len(analysis["rows"]) == 8 and analysis["rows"][0]["iou"] is not None
     mtime = (out / "segmenter" / "model" / "model.safetensors").stat().st_mtime
     assert main(args) == 0  # a second run skips every stage
     assert (out / "segmenter" / "model" / "model.safetensors").stat().st_mtime == mtime
-    assert "[skip] train segmenter" in (out / "log.txt").read_text()
+    log_text = (out / "log.txt").read_text()
+    assert "[skip] train segmenter" in log_text and "[skip] train generator" in log_text
 
 
 def test_stage_commands(demo_root, tmp_path, capsys, tiny_seg):

@@ -189,20 +189,6 @@ class DemoConfig(Strict):
     paired: bool = False
 
 
-class PipelineConfig(Strict):
-    """`synthlabel run`: the whole chain for one experiment. Stages whose outputs exist are skipped."""
-
-    out: str = "runs/demo"
-    demo: DemoConfig | None = None  # set: generate the demo data into <out>/data and train on it
-    data: DataConfig = Field(default_factory=DataConfig)
-    model: SegModelConfig = Field(default_factory=SegModelConfig)
-    train: SegTrainConfig = Field(default_factory=SegTrainConfig)
-    eval_split: str = "test"
-
-    def seg_config(self) -> SegConfig:
-        return SegConfig(data=self.data, model=self.model, train=self.train)
-
-
 class DiscriminatorConfig(Strict):
     """The discriminator of `train-gen`, by registered name (`patchgan` or `oasis`)."""
 
@@ -300,3 +286,71 @@ class ExperimentConfig(Strict):
     eval_split: str = "test"
     synthetic_test: SourceConfig | None = None  # held-out synthetic set: the cross-domain table's second column
     rare: tuple[str, ...] | None = None  # classes averaged as "rare" (None = below-median pixel share of train)
+
+
+class RecomposeStageConfig(Strict):
+    """Recomposed label maps for `synthlabel run`: extra pixel share `boost` for the classes the real-data segmenter
+    misses, split in proportion to 1 - IoU (`from: iou`), or fixed minimum shares per class (`min_fraction`)."""
+
+    boost: float = Field(0.1, gt=0.0, lt=1.0)
+    min_fraction: dict[str, float] = Field(default_factory=dict)  # set: these targets instead of the IoU-driven ones
+    maps_per_real: float = Field(1.0, gt=0.0)  # recomposed maps per real training map
+    mix_prob: float = Field(0.0, ge=0.0, le=1.0)
+    min_area: int = Field(8, ge=1)  # smallest segment kept in the class bank
+    seed: int = 0
+
+
+class SynthStageConfig(Strict):
+    """Synthesis + filtering for `synthlabel run`."""
+
+    conditions: tuple[str, ...] = ("own",)  # "own" = each map under its real image's condition
+    k: int = Field(1, ge=1)  # renders per map and condition
+    seed: int = 0
+    keep_fraction: float = Field(0.8, gt=0.0, le=1.0)  # the filter keeps the best renders by per-sample fidelity
+    recompose: RecomposeStageConfig = Field(default_factory=RecomposeStageConfig)
+
+
+class ExperimentStageConfig(Strict):
+    """The experiment that closes `synthlabel run`: these arms, amounts and seeds against the real_aug baseline."""
+
+    arms: tuple[Literal["real", "copy_paste", "synthetic_original", "synthetic_recomposed"], ...] = (
+        "copy_paste",
+        "synthetic_original",
+        "synthetic_recomposed",
+    )
+    seeds: tuple[int, ...] = Field((0,), min_length=1)
+    amounts: tuple[float, ...] = Field((1.0,), min_length=1)
+    mix: MixConfig = Field(default_factory=MixConfig)
+    filtered: bool = True  # synthetic arms use the filter's keep list
+
+
+class GenStageConfig(Strict):
+    """The label -> image generator of `synthlabel run` (trained on the same real training images)."""
+
+    model: GenModelConfig = Field(default_factory=GenModelConfig)
+    train: GenTrainConfig = Field(default_factory=GenTrainConfig)
+    conditions: tuple[str, ...] | None = None
+
+
+class PipelineConfig(Strict):
+    """`synthlabel run`: the whole chain for one experiment. Stages whose outputs exist are skipped.
+
+    Without `generator` it stops after the real-data segmenter and its analysis; with it, it goes on: generator ->
+    class bank -> recomposed maps -> synthesis -> fidelity filter -> experiment (mix, train, evaluate) -> report."""
+
+    out: str = "runs/demo"
+    demo: DemoConfig | None = None  # set: generate the demo data into <out>/data and train on it
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: SegModelConfig = Field(default_factory=SegModelConfig)
+    train: SegTrainConfig = Field(default_factory=SegTrainConfig)
+    eval_split: str = "test"
+    generator: GenStageConfig | None = None
+    synth: SynthStageConfig = Field(default_factory=SynthStageConfig)
+    experiment: ExperimentStageConfig = Field(default_factory=ExperimentStageConfig)
+
+    def seg_config(self) -> SegConfig:
+        return SegConfig(data=self.data, model=self.model, train=self.train)
+
+    def gen_config(self) -> GenConfig:
+        g = self.generator or GenStageConfig()
+        return GenConfig(data=self.data, model=g.model, train=g.train, conditions=g.conditions)
