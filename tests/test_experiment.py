@@ -105,3 +105,23 @@ def test_experiment_end_to_end_caches_and_reports(demo_root, synth_root, tmp_pat
     (out / "report.html").unlink()
     assert main(["experiment", str(cfg_path)]) == 0  # everything cached: only the report is rebuilt
     assert (out / "report.html").is_file()
+
+
+def test_select_seeds_runs_only_the_validation_pick_on_every_seed(
+    demo_root, synth_root, tmp_path, tiny_seg, monkeypatch
+):
+    d = experiment_dict(demo_root, synth_root, tmp_path, tiny_seg)
+    d["seeds"], d["select_seeds"], d["amounts"] = [0, 1, 2], [0], [0.5, 1.0, 2.0]
+    cfg = build_config(ExperimentConfig, d)
+    val = {0.5: 0.3, 1.0: 0.5, 2.0: 0.4}  # amount 1 wins on validation
+
+    def fake_run(cfg, spec, run_dir, num_real):
+        v = val.get(spec.amount, 0.2)
+        return {"arm": spec.arm.name, "group": spec.arm.name, "amount": spec.amount, "seed": spec.seed,
+                "val": {"miou": v}}  # fmt: skip
+
+    monkeypatch.setattr(exp, "run_one", fake_run)
+    ran = [(r["arm"], r["amount"], r["seed"]) for r in exp.run_grid(cfg, exp.plan(cfg), tmp_path, 8)]
+    synth = sorted(x for x in ran if x[0] == "synth")
+    assert synth == [("synth", 0.5, 0), ("synth", 1.0, 0), ("synth", 1.0, 1), ("synth", 1.0, 2), ("synth", 2.0, 0)]
+    assert sorted(x for x in ran if x[0] == "real_aug") == [("real_aug", 0.0, s) for s in (0, 1, 2)]

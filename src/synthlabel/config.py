@@ -283,6 +283,9 @@ class ExperimentConfig(Strict):
     baseline: str | None = None  # arm name the deltas are measured against (default: the first arm)
     seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)
     amounts: tuple[float, ...] = Field((1.0,), min_length=1)  # synthetic images per real training image
+    # Cheaper selection: groups with several variants (arms x amounts) run these seeds first; only the variant with
+    # the best validation mIoU then runs every seed. None = every variant runs every seed.
+    select_seeds: tuple[int, ...] | None = Field(None, min_length=1)
     eval_split: str = "test"
     synthetic_test: SourceConfig | None = None  # held-out synthetic set: the cross-domain table's second column
     rare: tuple[str, ...] | None = None  # classes averaged as "rare" (None = below-median pixel share of train)

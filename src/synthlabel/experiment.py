@@ -126,6 +126,29 @@ def run_one(cfg: ExperimentConfig, spec: RunSpec, run_dir: Path, num_real: int) 
     return record
 
 
+def run_grid(cfg: ExperimentConfig, runs: list[RunSpec], out: Path, num_real: int) -> list[dict]:
+    """Every run, or with `select_seeds`: the selection seeds of every variant, then the other seeds of the
+    variant picked on validation in each group (and of groups with a single variant)."""
+    first = runs if cfg.select_seeds is None else [r for r in runs if r.seed in cfg.select_seeds]
+    records = [_run(cfg, r, out, num_real, i, len(first)) for i, r in enumerate(first, start=1)]
+    if cfg.select_seeds is None:
+        return records
+    picked = best_by_validation(records)
+    rest = [r for r in runs if r.seed not in cfg.select_seeds and picked[r.arm.group or r.arm.name] == _variant(r)]
+    for g, (arm, amount) in picked.items():
+        log.info("group %s: picked %s at %g synthetic x on validation", g, arm, amount)
+    return records + [_run(cfg, r, out, num_real, i, len(rest)) for i, r in enumerate(rest, start=1)]
+
+
+def _variant(spec: RunSpec) -> tuple[str, float]:
+    return spec.arm.name, spec.amount
+
+
+def _run(cfg: ExperimentConfig, spec: RunSpec, out: Path, num_real: int, i: int, n: int) -> dict:
+    log.info("experiment run %d/%d: %s", i, n, spec.key)
+    return run_one(cfg, spec, out / "runs" / spec.key, num_real)
+
+
 def num_real_images(cfg: ExperimentConfig) -> int:
     return len(select_subset(open_split(cfg.data, cfg.data.train_split), cfg.data))
 
@@ -145,20 +168,20 @@ def run_experiment(cfg: ExperimentConfig, only_plan: bool = False) -> Path:
         for spec in runs:
             print(spec.key, "(done)" if (out / "runs" / spec.key / RESULT).is_file() else "")
         return out
-    records = []
-    for i, spec in enumerate(runs, start=1):
-        log.info("experiment run %d/%d: %s", i, len(runs), spec.key)
-        records.append(run_one(cfg, spec, out / "runs" / spec.key, num_real))
+    records = run_grid(cfg, runs, out, num_real)
     atomic_write_text(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     from synthlabel.report.experiment import write_report
 
     return write_report(cfg, records, out)
 
 
-def best_by_validation(records: list[dict]) -> dict[str, tuple[str, float]]:
-    """Per group: the (arm, amount) with the highest mean validation mIoU over seeds (test is never looked at)."""
+def best_by_validation(records: list[dict], seeds: tuple[int, ...] | None = None) -> dict[str, tuple[str, float]]:
+    """Per group: the (arm, amount) with the highest mean validation mIoU over `seeds` (default: all seeds that
+    ran); test figures are never looked at."""
     cells: dict[tuple[str, str, float], list[float]] = {}
     for r in records:
+        if seeds is not None and r["seed"] not in seeds:
+            continue
         val = (r.get("val") or {}).get("miou")
         cells.setdefault((r["group"], r["arm"], r["amount"]), []).append(math.nan if val is None else val)
     best: dict[str, tuple[float, str, float]] = {}

@@ -47,12 +47,12 @@ def rare_classes(cfg: ExperimentConfig, names: list[str], freq: np.ndarray) -> l
     return [n for n, f in zip(names, freq, strict=True) if 0 < f < median]
 
 
-def headline(records: Sequence[Mapping], baseline: str, rare: list[str]) -> list[list[str]]:
+def headline(records: Sequence[Mapping], baseline: str, rare: list[str], select_seeds=None) -> list[list[str]]:
     """Per group, the (arm, amount) picked on validation, its test mIoU / rare IoU and deltas vs the baseline."""
     from synthlabel.experiment import best_by_validation
 
     real = [r for r in flatten(records) if r["eval_set"] == "real_test"]
-    picked = best_by_validation(records)
+    picked = best_by_validation(list(records), select_seeds)
     base_group = next(r["group"] for r in records if r["arm"] == baseline)
     chosen = [r for r in real if (r["arm"], r["amount"]) == picked[r["group"]]]
     summary = {(s["arm"], s["amount"]): s for s in gain.arm_summary(chosen, rare)}
@@ -124,7 +124,7 @@ def write_report(cfg: ExperimentConfig, records: Sequence[Mapping], out: str | P
     synthetic = [a.name for a in cfg.arms if a.kind == "synthetic"]
     sweeps = {a: gain.amount_sweep(real, a, baseline_arm=baseline) for a in synthetic}
     cross = gain.cross_domain_table(long)
-    head = headline(records, baseline, rare)
+    head = headline(records, baseline, rare, cfg.select_seeds)
     gain.write_summary_csv(summary, out / "summary.csv")
     gain.write_cross_domain_csv(cross, out / "cross_domain.csv")
     if deltas:
