@@ -29,3 +29,15 @@ def test_yaml_round_trip(tmp_path):
     assert load_config(PipelineConfig, path) == cfg
     with pytest.raises(ConfigError, match="not found"):
         load_config(SegConfig, tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    "path,cls",
+    [("configs/demo.yaml", "PipelineConfig"), ("configs/camvid.yaml", "PipelineConfig"),
+     ("configs/experiment_example.yaml", "ExperimentConfig")],
+)  # fmt: skip
+def test_shipped_configs_load(path, cls):
+    import synthlabel.config as config
+
+    cfg = config.load_config(getattr(config, cls), path)
+    assert cfg.out

@@ -1,0 +1,193 @@
+"""Benchmark (the headline): does synthetic data help the segmenter on CamVid at 96x128? Two scenarios:
+low-shot (N=50 labeled train images, subset seed 0; the generator sees only those 50 labels) and full (all 367).
+Arms: real + classic aug (baseline); + copy-paste; + synthetic renders of the original label maps; + synthetic
+renders of recomposed label maps aimed at the classes the baseline misses (1 - IoU on val). Synthetic arms come in
+variants (amount x synthetic batch share); each is run on seed 0 first and only the variant with the best
+validation mIoU runs the other seeds (`select_seeds`): test is scored, never used to choose.
+
+Per scenario, in order (every step cached; a killed run resumes where it stopped):
+1. the baseline's seed-0 run (its model is the reference segmenter: recomposition targets from its val IoU, and the
+   per-sample fidelity filter);
+2. the generator: camvid_label2image's arm of the same generator and N if it finished, else trained here the same way;
+3. synthetic sets: every real map rendered K=max(amounts) times under its own condition; K x N recomposed maps
+   rendered once; each filtered to the best 80% by per-sample label fidelity;
+4. the experiment (`synthlabel experiment`): 3 seeds, report under benchmarks/cache/camvid_gain/<scenario>/.
+
+    python benchmarks/camvid_gain.py --quick             # low-shot, seed 0, short schedules (smoke run)
+    python benchmarks/camvid_gain.py                     # full profile: both scenarios
+
+Re-running the same command after everything finished only rebuilds the reports.
+
+Small result JSONs are copied to benchmarks/results/camvid_gain/<scenario>/ so they can be committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from camvid_label2image import STEPS as GEN_STEPS
+from camvid_label2image import generator_config, train_arm
+from camvid_lowshot import DEFAULTS, SIZE, selected_overrides
+from common import REPO, SHARED_CAMVID, machine
+
+from synthlabel.config import ExperimentConfig, build_config, to_dict
+from synthlabel.downstream.workflow import open_split, select_subset
+from synthlabel.eval.generator_metrics import fidelity_report
+from synthlabel.experiment import RunSpec, num_real_images, run_experiment, run_one
+from synthlabel.runs import setup_logging
+from synthlabel.synth.class_bank import ClassBank
+from synthlabel.synth.filters import filter_samples
+from synthlabel.synth.recompose import recompose
+from synthlabel.synth.synthesize import label_sources_from_dataset, label_sources_from_recomposed, synthesize
+from synthlabel.synth.targets import Targets
+
+SCENARIOS = {"lowshot": 50, "full": None}
+RARE = ("Pole", "SignSymbol", "Fence", "Pedestrian", "Bicyclist")
+AMOUNTS = (1.0, 4.0)  # synthetic images per real image (variants)
+FRACTIONS = (0.3, 0.5)  # synthetic share of each batch (variants)
+BOOST = 0.1  # extra pixel share given to the missed classes in recomposed maps
+KEEP = 0.8  # the fidelity filter keeps this share of the renders
+L2I_CACHE = REPO / "benchmarks" / "cache" / "camvid_label2image"
+
+
+def base_config(data: Path, n: int | None, out: Path, seeds: list[int], extra: list[str]) -> dict:
+    """Data/model/training of camvid_lowshot (its settings chosen on val), on subset seed 0 for every seed."""
+    chosen, _ = selected_overrides(REPO / "benchmarks" / "results" / "camvid_lowshot" / "tune")
+    seg = build_config(
+        ExperimentConfig,
+        {"data": {"path": str(data), "size": SIZE, "subset": {"n": n, "seed": 0}}, "arms": [{"name": "real_aug"}]},
+        DEFAULTS + chosen + extra,
+    )
+    return {
+        "out": str(out),
+        "data": to_dict(seg.data),
+        "model": to_dict(seg.model),
+        "train": to_dict(seg.train),
+        "seeds": seeds,
+        "select_seeds": [seeds[0]],
+        "rare": list(RARE),
+        "arms": [{"name": "real_aug", "kind": "real_aug"}],
+    }
+
+
+def reference(cfg: dict) -> tuple[Path, dict]:
+    """The baseline's first-seed run: (model dir, its val per-class IoU)."""
+    exp_cfg = build_config(ExperimentConfig, cfg)
+    arm = exp_cfg.arms[0]
+    run_dir = Path(cfg["out"]) / "runs" / RunSpec(arm, 0.0, cfg["seeds"][0]).key
+    record = run_one(exp_cfg, RunSpec(arm, 0.0, cfg["seeds"][0]), run_dir, num_real_images(exp_cfg))
+    return run_dir / "model", record["val"]["per_class_iou"]
+
+
+def generator(data: Path, name: str, n: int | None, steps: int) -> Path:
+    """camvid_label2image's generator for (name, N, steps): the same config in the same run dir, so whichever
+    benchmark gets there first trains it and the other one finds it finished (or resumes it)."""
+    cfg = generator_config(data, name, n, steps, [])
+    return Path(train_arm(cfg, L2I_CACHE / f"{name}_n{n or 'all'}_{steps}st")["model_dir"])
+
+
+def synthetic_sets(cfg: dict, gen_dir: Path, seg_dir: Path, val_iou: dict, out: Path) -> dict[str, Path]:
+    """{original, recomposed}: rendered, fidelity-scored and filtered (keep.txt) synthetic datasets."""
+    exp_cfg = build_config(ExperimentConfig, cfg)
+    train = select_subset(open_split(exp_cfg.data, "train"), exp_cfg.data)
+    k = int(max(AMOUNTS))
+    sets = {}
+    for kind in ("original", "recomposed"):
+        target = out / f"synth_{kind}"
+        if not (target / "done").is_file():
+            if kind == "original":
+                synthesize(gen_dir, label_sources_from_dataset(train), target, ["own"], k, 0)
+            else:
+                synthesize(gen_dir, recomposed_maps(train, val_iou, k, out), target, ["own"], 1, 0)
+            (target / "done").touch()
+        if not (target / "keep.txt").is_file():
+            val = open_split(exp_cfg.data, "val")
+            report = fidelity_report(seg_dir, target, val, out=target / "fidelity.json")
+            filter_samples(target, report["per_sample"], keep_fraction=KEEP)
+        sets[kind] = target
+    return sets
+
+
+def recomposed_maps(train, val_iou: dict, k: int, out: Path):
+    bank_dir = out / "bank"
+    if not (bank_dir / "bank.json").is_file():
+        ClassBank.from_dataset(train).save(bank_dir)
+    targets = Targets.from_iou(val_iou, train.out_spec, BOOST)
+    maps = [train.read_label(i) for i in range(len(train))]
+    made = recompose(maps, ClassBank.load(bank_dir), targets, rng_seed=0, n_out=k * len(maps))
+    return label_sources_from_recomposed(made, train)
+
+
+def arms(sets: dict[str, Path]) -> list[dict]:
+    out = [{"name": "real_aug", "kind": "real_aug"}, {"name": "copy_paste", "kind": "copy_paste"}]
+    for kind, path in sets.items():
+        source = {"path": str(path), "name": f"synth_{kind}", "keep": str(path / "keep.txt")}
+        for f in FRACTIONS:
+            mix = {"mode": "mixed", "fraction": f}
+            out.append({"name": f"synth_{kind}_f{round(100 * f)}", "group": f"synth_{kind}", "kind": "synthetic",
+                        "sources": [source], "mix": mix, "amounts": list(AMOUNTS)})  # fmt: skip
+    return out
+
+
+def scenario(args, name: str, n: int | None) -> Path:
+    start = time.monotonic()
+    out = args.cache / name
+    extra = ["train.steps=200"] if args.quick else []
+    cfg = base_config(args.data, n, out / "experiment", args.seeds, extra)
+    seg_dir, val_iou = reference(cfg)
+    steps = args.gen_steps or (200 if args.quick else GEN_STEPS[args.generator])
+    gen_dir = generator(args.data, args.generator, n, steps)
+    sets = synthetic_sets(cfg, gen_dir, seg_dir, val_iou, out)
+    cfg["arms"] = arms(sets)
+    report = run_experiment(build_config(ExperimentConfig, cfg))
+    publish(out / "experiment", args.out / name, time.monotonic() - start, gen_dir)
+    return report
+
+
+def publish(exp_dir: Path, results: Path, seconds: float, gen_dir: Path) -> None:
+    """Copy the small outputs (per-run results, tables, report Markdown) where they can be committed."""
+    results.mkdir(parents=True, exist_ok=True)
+    for name in ("report.md", "summary.csv", "deltas.csv", "sweep.csv", "cross_domain.csv", "results.jsonl"):
+        if (exp_dir / name).is_file():
+            shutil.copyfile(exp_dir / name, results / name)
+    info = {"seconds_this_invocation": round(seconds), "generator": str(gen_dir), "machine": machine()}
+    (results / "run_info.json").write_text(json.dumps(info, indent=1))
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=SHARED_CAMVID)
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "camvid_gain")
+    p.add_argument("--cache", type=Path, default=REPO / "benchmarks" / "cache" / "camvid_gain")
+    p.add_argument("--scenarios", default="lowshot,full")
+    p.add_argument("--generator", default="spade", choices=sorted(GEN_STEPS))
+    p.add_argument("--gen-steps", type=int)
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--quick", action="store_true", help="low-shot, seed 0, 200-step schedules (smoke run)")
+    args = p.parse_args(argv)
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    if args.quick:
+        args.scenarios, args.seeds = "lowshot", [0]
+        args.cache, args.out = args.cache / "quick", args.out / "quick"
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    start = time.monotonic()
+    for name in args.scenarios.split(","):
+        report = scenario(args, name, SCENARIOS[name])
+        print(f"{name}: report {report}")
+        print((report.parent / "report.md").read_text().split("\n## ")[1])
+    print(f"wall time {time.monotonic() - start:.0f}s on {machine()['device']} ({machine()['cpu']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
