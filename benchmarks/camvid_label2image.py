@@ -16,12 +16,10 @@ the four arms, plus ~10 min for the reference segmenter unless camvid_lowshot's 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import io
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -170,50 +168,9 @@ def train_arm(cfg: GenConfig, run_dir: Path) -> dict:
 
 
 def synthesize_own_conditions(generator_dir: Path, maps: SegDataset, out: Path) -> Path:
-    """Render each map once under its own condition (from meta) into one dataset, out/synth.
-
-    `synthesize` renders every map under every listed condition, so each condition is its own synthesis
-    (out/parts/<condition>); their files are then linked into one CamVid-layout dataset with a merged meta.csv."""
-    groups: dict[str, list[int]] = {}
-    for i, record in enumerate(maps.records):
-        groups.setdefault(record.meta.get("condition") or "", []).append(i)
-    parts = {}
-    for condition, index in sorted(groups.items()):
-        part = out / "parts" / (condition or "unconditioned")
-        sources = label_sources_from_dataset(maps.subset(index))
-        synthesize(generator_dir, sources, part, [condition] if condition else [], 1, 0, batch_size=SYNTH_BATCH)
-        parts[condition] = part
-    return _merge(parts, out / "synth")
-
-
-def _merge(parts: dict[str, Path], target: Path) -> Path:
-    """One dataset of the syntheses in `parts` (hard links), built aside and renamed into place when complete."""
-    if (target / "meta.csv").is_file():
-        return target
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    rows = [["split", "file", "sequence", "condition", "frame"]]
-    for condition, part in parts.items():
-        with (part / "meta.csv").open(newline="") as f:
-            for row in csv.DictReader(f):
-                name = f"{condition or 'none'}_{row['file']}"
-                for folder in ("train", "trainannot"):
-                    _link(part / folder / row["file"], tmp / folder / name)
-                rows.append([row["split"], name, f"{condition}_{row['sequence']}", row["condition"], row["frame"]])
-    shutil.copyfile(next(iter(parts.values())) / "classes.json", tmp / "classes.json")
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    (tmp / "meta.csv").write_text(buffer.getvalue())
-    os.replace(tmp, target)
-    return target
-
-
-def _link(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:  # another file system, or no hard links there
-        shutil.copyfile(source, target)
+    """Render each map once under its own condition (from meta) into one dataset, out/synth."""
+    sources = label_sources_from_dataset(maps)
+    return synthesize(generator_dir, sources, out / "synth", ["own"], 1, 0, batch_size=SYNTH_BATCH)
 
 
 def render_batched(
