@@ -8,9 +8,9 @@ validation mIoU runs the other seeds (`select_seeds`): test is scored, never use
 Per scenario, in order (every step cached; a killed run resumes where it stopped):
 1. the baseline's seed-0 run (its model is the reference segmenter: recomposition targets from its val IoU, and the
    per-sample fidelity filter);
-2. the generator: camvid_label2image's arm of the same generator and N if it finished, else trained here the same way;
-3. synthetic sets: every real map rendered K=max(amounts) times under its own condition; K x N recomposed maps
-   rendered once; each filtered to the best 80% by per-sample label fidelity;
+2. the generator: camvid_label2image's arm of the same generator and N (trained there or here, same run dir);
+3. synthetic sets: every real map rendered K = max(amounts) / 0.8 times under its own condition, and K x N
+   recomposed maps rendered once; each filtered to the best 80% by per-sample label fidelity;
 4. the experiment (`synthlabel experiment`): 3 seeds, report under benchmarks/cache/camvid_gain/<scenario>/.
 
     python benchmarks/camvid_gain.py --quick             # low-shot, seed 0, short schedules (smoke run)
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import time
@@ -84,18 +85,18 @@ def reference(cfg: dict) -> tuple[Path, dict]:
     return run_dir / "model", record["val"]["per_class_iou"]
 
 
-def generator(data: Path, name: str, n: int | None, steps: int) -> Path:
+def generator(data: Path, name: str, n: int | None, steps: int, cache: Path) -> Path:
     """camvid_label2image's generator for (name, N, steps): the same config in the same run dir, so whichever
     benchmark gets there first trains it and the other one finds it finished (or resumes it)."""
     cfg = generator_config(data, name, n, steps, [])
-    return Path(train_arm(cfg, L2I_CACHE / f"{name}_n{n or 'all'}_{steps}st")["model_dir"])
+    return Path(train_arm(cfg, cache / f"{name}_n{n or 'all'}_{steps}st")["model_dir"])
 
 
 def synthetic_sets(cfg: dict, gen_dir: Path, seg_dir: Path, val_iou: dict, out: Path) -> dict[str, Path]:
     """{original, recomposed}: rendered, fidelity-scored and filtered (keep.txt) synthetic datasets."""
     exp_cfg = build_config(ExperimentConfig, cfg)
     train = select_subset(open_split(exp_cfg.data, "train"), exp_cfg.data)
-    k = int(max(AMOUNTS))
+    k = math.ceil(max(AMOUNTS) / KEEP)  # renders per real map, so the filter leaves max(AMOUNTS) per real image
     sets = {}
     for kind in ("original", "recomposed"):
         target = out / f"synth_{kind}"
@@ -137,11 +138,11 @@ def arms(sets: dict[str, Path]) -> list[dict]:
 def scenario(args, name: str, n: int | None) -> Path:
     start = time.monotonic()
     out = args.cache / name
-    extra = ["train.steps=200"] if args.quick else []
+    extra = [f"train.steps={args.seg_steps}"] if args.seg_steps else []
     cfg = base_config(args.data, n, out / "experiment", args.seeds, extra)
     seg_dir, val_iou = reference(cfg)
     steps = args.gen_steps or (200 if args.quick else GEN_STEPS[args.generator])
-    gen_dir = generator(args.data, args.generator, n, steps)
+    gen_dir = generator(args.data, args.generator, n, steps, args.generator_cache)
     sets = synthetic_sets(cfg, gen_dir, seg_dir, val_iou, out)
     cfg["arms"] = arms(sets)
     report = run_experiment(build_config(ExperimentConfig, cfg))
@@ -166,13 +167,15 @@ def parse_args(argv):
     p.add_argument("--cache", type=Path, default=REPO / "benchmarks" / "cache" / "camvid_gain")
     p.add_argument("--scenarios", default="lowshot,full")
     p.add_argument("--generator", default="spade", choices=sorted(GEN_STEPS))
-    p.add_argument("--gen-steps", type=int)
+    p.add_argument("--gen-steps", type=int, help="generator steps (default: camvid_label2image's)")
+    p.add_argument("--seg-steps", type=int, help="segmenter steps (default: camvid_lowshot's)")
+    p.add_argument("--generator-cache", type=Path, default=L2I_CACHE, help="where generators are trained/found")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--quick", action="store_true", help="low-shot, seed 0, 200-step schedules (smoke run)")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     if args.quick:
-        args.scenarios, args.seeds = "lowshot", [0]
+        args.scenarios, args.seeds, args.seg_steps = "lowshot", [0], args.seg_steps or 200
         args.cache, args.out = args.cache / "quick", args.out / "quick"
     return args
 

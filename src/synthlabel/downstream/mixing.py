@@ -128,6 +128,8 @@ def load_source(cfg: SourceConfig, spec: ClassSpec, size: tuple[int, int] | None
         indices = [i for i in indices if ds.records[i].image.name in keep]
     if cfg.images is not None and cfg.images < len(indices):  # nested: the first n of one permutation by seed
         indices = [indices[j] for j in lowshot_indices(len(indices), cfg.images, seed)]
+    elif cfg.images is not None and cfg.images > len(indices):
+        log.warning("source %s: asked for %d images, it has %d (after keep); using all", name, cfg.images, len(indices))
     if not indices:
         raise DataError(f"{cfg.path}: no images left in source {name!r} (check keep / images)")
     data = ds.subset(indices).load(size, desc=f"load source {name}")
