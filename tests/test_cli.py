@@ -61,6 +61,7 @@ def test_demo_pipeline_end_to_end_and_skips_finished_stages(tmp_path, capsys):
     assert main(args) == 0  # a second run skips every stage
     assert (out / "segmenter" / "model" / "model.safetensors").stat().st_mtime == mtime
     log_text = (out / "log.txt").read_text()
+    assert "real_aug/a0_s0: reusing the real-data segmenter" in log_text
     assert "[skip] train segmenter" in log_text and "[skip] train generator" in log_text
 
 

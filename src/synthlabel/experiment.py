@@ -158,7 +158,7 @@ def run_experiment(cfg: ExperimentConfig, only_plan: bool = False) -> Path:
     check_config(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    setup_logging(out / "log.txt")
+    setup_logging(out / "log.txt", role="experiment")
     atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     runs = plan(cfg)
     num_real = num_real_images(cfg)

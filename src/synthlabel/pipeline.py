@@ -6,6 +6,7 @@ data (demo) -> analyze -> real-data segmenter -> evaluate -> analyze with IoU, a
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     """Run every stage into cfg.out; returns the path of the summary (summary.md)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    setup_logging(out / "log.txt")
+    setup_logging(out / "log.txt", role="chain")
     atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     start = time.monotonic()
     if cfg.demo is not None:
@@ -161,12 +162,34 @@ def experiment_config(cfg: PipelineConfig, out: Path, synth_dirs: dict[str, Path
     return build_config(ExperimentConfig, data, source="pipeline experiment")
 
 
+def reuse_real_segmenter(cfg: PipelineConfig, out: Path, exp: ExperimentConfig) -> None:
+    """The real-data segmenter is the experiment's real_aug run of its seed when their configs agree: copy it there
+    (the experiment then only evaluates it) instead of training the same model twice."""
+    from synthlabel.experiment import RunSpec, arm_seg_config
+
+    spec = RunSpec(exp.arms[0], 0.0, cfg.train.seed)
+    target = Path(exp.out) / "runs" / spec.key
+    same = to_dict(arm_seg_config(exp, spec, num_real=0)) == to_dict(cfg.seg_config())
+    if (
+        spec.seed not in exp.seeds
+        or target.exists()
+        or not same
+        or not (out / "segmenter" / "train_state.pt").is_file()
+    ):
+        return
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(out / "segmenter", tmp)
+    tmp.rename(target)
+    log.info("experiment %s: reusing the real-data segmenter", spec.key)
+
+
 def run_gain_experiment(cfg: PipelineConfig, out: Path, synth_dirs: dict[str, Path]) -> Path:
     from synthlabel.experiment import run_experiment
 
-    report = run_experiment(experiment_config(cfg, out, synth_dirs))
-    setup_logging(out / "log.txt")  # the experiment logged into its own folder
-    return report
+    exp = experiment_config(cfg, out, synth_dirs)
+    reuse_real_segmenter(cfg, out, exp)
+    return run_experiment(exp)
 
 
 def write_summary(out: Path, metrics: dict, seconds: float, report: Path | None = None) -> Path:

@@ -45,8 +45,9 @@ def progress(iterable: Iterable, desc: str = "", total: int | None = None, every
         log.info("%s: done %d in %.0fs", desc, i, time.monotonic() - start)
 
 
-def setup_logging(log_file: Path | None = None, level: int = logging.INFO) -> None:
-    """Console (stderr) + optional file logging for the synthlabel logger; idempotent per file."""
+def setup_logging(log_file: Path | None = None, level: int = logging.INFO, role: str = "run") -> None:
+    """Console (stderr) + optional file logging for the synthlabel logger. A new file replaces the previous file of
+    the same role only: a chain (role "chain") keeps its log.txt while each training run logs into its own too."""
     log.setLevel(level)
     log.propagate = False
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
@@ -55,10 +56,11 @@ def setup_logging(log_file: Path | None = None, level: int = logging.INFO) -> No
         h.setFormatter(fmt)
         log.addHandler(h)
     if log_file is not None:
-        for h in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
+        for h in [h for h in log.handlers if getattr(h, "synthlabel_role", None) == role]:
             log.removeHandler(h)
             h.close()
         fh = logging.FileHandler(log_file)
+        fh.synthlabel_role = role
         fh.setFormatter(fmt)
         log.addHandler(fh)
 
