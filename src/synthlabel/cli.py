@@ -208,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_parsers(sub, config_args, data_args)
 
+    from synthlabel.cli_cls import add_parsers as add_cls_parsers
+
+    add_cls_parsers(sub, config_args, data_args)
+
     s = sub.add_parser("experiment", help="arms x synthetic amounts x seeds, cached and resumable, + gain report")
     config_args(s)
     s.add_argument("--plan", action="store_true", help="list the runs (and which are done) without running")
