@@ -61,3 +61,43 @@ def test_cls_experiment_dry_run_and_config_errors(tmp_path, capsys):
     assert "arms.x.source" in capsys.readouterr().err
     assert main(["cls-experiment", str(CONFIG), "generators.dcgan.stepz=3", "--out", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_mnist_config_matches_the_benchmark():
+    """configs/cls_mnist.yaml is the benchmark's study as one command: same settings, same arms."""
+    import importlib.util
+    import sys
+
+    from synthlabel.cls.config import ClsExperimentConfig
+    from synthlabel.config import load_config, to_dict
+
+    bench = CONFIG.parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location("mnist_fewshot", bench / "mnist_fewshot.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(bench))
+    from_yaml = load_config(ClsExperimentConfig, CONFIG.parent / "cls_mnist.yaml")
+    assert to_dict(from_yaml) == to_dict(module.config())
+
+
+def test_cls_experiment_on_class_folders_with_a_test_tree(tmp_path, make_blobs, capsys):
+    from PIL import Image
+
+    for split, seed in (("train", 0), ("test", 1)):
+        data = make_blobs(per_class=4, num_classes=3, size=8, seed=seed)
+        for i, (image, label) in enumerate(zip(data.images, data.labels, strict=True)):
+            folder = tmp_path / split / data.class_names[int(label)]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image[0].numpy()).save(folder / f"{i}.png")
+    overrides = [*TINY, "runs=1", "data.source=folders", f"data.path={tmp_path / 'train'}",
+                 f"data.test_path={tmp_path / 'test'}", "data.n_per_class=2", "arms={}",
+                 "arms.base.source=real", "arms.gan.source=dcgan"]  # fmt: skip
+    out = tmp_path / "study"
+    assert main(["cls-experiment", str(CONFIG), *overrides, "--out", str(out)]) == 0
+    record = json.loads((out / "r00" / "gan.json").read_text())
+    assert record["train_images"] == 6 and record["eval_images"] == 12  # the separate test tree
+    assert main(["cls-experiment", str(CONFIG), "data.source=folders", "--out", str(out / "x")]) == 2
+    assert "data.path is required" in capsys.readouterr().err

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from synthlabel.cls.config import ClassifierConfig, SelectionConfig
-from synthlabel.cls.data import ClassSet, concat
+from synthlabel.cls.data import ClassSet
 from synthlabel.cls.select import assemble, diversity_ratio, score_candidates, select
 
 CLASSIFIER = ClassifierConfig(width=4, dropout=0.0, lr=1e-2, precision="fp32")
@@ -32,28 +32,36 @@ def test_diversity_of_a_constant_image_is_zero(blob_set, make_blobs):
 
 
 def test_selection_drops_a_broken_generator(blob_set, make_blobs):
-    scores = score_candidates(
-        {"broken": broken_generator(make_blobs, blob_set, 1)}, blob_set, SELECTION, CLASSIFIER, seed=0
-    )
+    broken = {"broken": broken_generator(make_blobs, blob_set, 1)}
+    scores = score_candidates(broken, blob_set, SELECTION, CLASSIFIER, seed=0)
     chosen = select(scores, SELECTION)
     assert chosen.choice == ["broken", None, "broken"] and chosen.dropped == [1]
     assert scores["broken"]["diversity"][1] == 0.0
-    pool = assemble({"broken": broken_generator(make_blobs, blob_set, 1)}, chosen.choice)
-    assert sorted(set(pool.labels.tolist())) == [0, 2] and len(pool) == 40
+    alone = assemble(broken, chosen.choice)
+    assert sorted(set(alone.labels.tolist())) == [0, 2] and len(alone) == 40
+    # with the real images, the dropped class falls back to them, as many as the kept classes have
+    pool = assemble(broken, chosen.choice, blob_set)
+    assert pool.counts() == [20, 20, 20]
+    real_1 = {tuple(x.flatten().tolist()) for x in blob_set.of_class(1).images}
+    assert all(tuple(x.flatten().tolist()) in real_1 for x in pool.of_class(1).images)
 
 
-def test_selection_prefers_the_working_candidate_per_class(blob_set, make_blobs):
-    candidates = {"a_broken": broken_generator(make_blobs, blob_set, 2), "b_good": good_generator(make_blobs, blob_set)}
+def test_selection_prefers_the_working_candidate(blob_set, make_blobs):
+    candidates = {"b_broken": broken_generator(make_blobs, blob_set, 2), "a_good": good_generator(make_blobs, blob_set)}
     scores = score_candidates(candidates, blob_set, SELECTION, CLASSIFIER, seed=0)
     chosen = select(scores, SELECTION)
-    assert chosen.choice[2] == "b_good" and not chosen.dropped
-    pool = assemble(candidates, chosen.choice)
-    assert torch.equal(pool.of_class(2).images, candidates["b_good"].of_class(2).images)
-    assert len(pool) == len(concat([good_generator(make_blobs, blob_set)]))
+    assert chosen.choice == ["a_good"] * 3 and not chosen.dropped
+    pool = assemble(candidates, chosen.choice, blob_set)
+    assert torch.equal(pool.images, candidates["a_good"].images)
 
 
-def test_selection_thresholds():
+def test_selection_thresholds_per_family_and_per_class():
     scores = {"s1": {"recall": [0.9, 0.4, 0.9], "diversity": [0.1, 1.0, 1.0]},
               "s2": {"recall": [0.6, 0.45, 0.9], "diversity": [0.5, 1.0, 1.2]}}  # fmt: skip
-    chosen = select(scores, SelectionConfig(min_recall=0.5, min_diversity=0.3))
-    assert chosen.choice == ["s2", None, "s2"]  # s1 class 0 too uniform; class 1 below recall; tie -> diversity
+    cfg = SelectionConfig(min_recall=0.5, min_diversity=0.3)
+    # one snapshot for all classes, the best mean recall (s1); its class 0 is too uniform, class 1 too unrecognized
+    assert select(scores, cfg).choice == [None, None, "s1"]
+    scores["s1"]["recall"] = [0.5, 0.3, 0.95]  # now s2 has the better mean
+    assert select(scores, cfg).choice == ["s2", None, "s2"]
+    per_class = select(scores, cfg.model_copy(update={"per_class": True}))
+    assert per_class.choice == ["s2", None, "s1"]  # class by class: s1 is best for class 2

@@ -70,14 +70,16 @@ class ClassGANConfig(Strict):
 
 
 class SelectionConfig(Strict):
-    """Objective generator selection without pretrained nets. A candidate (one snapshot, one class) scores
-    `recall`: the share of the real training images of that class that a classifier trained only on the
-    candidate snapshot's images gets right (train on synthetic, test on real), and `diversity`: the mean
-    pairwise distance of its images over that of the real images of the class. Per class the eligible
-    candidate with the best recall is kept; a class with no eligible candidate gets no generated images."""
+    """Objective generator selection without pretrained nets. A candidate (one EMA snapshot) scores, per class,
+    `recall`: the share of the run's real training images of the class that a classifier trained only on the
+    candidate's images gets right (train on synthetic, test on real), and `diversity`: the mean pairwise distance
+    of its images of the class over that of the real ones. The snapshot with the best mean recall is kept; a class
+    whose recall or diversity falls below the thresholds has its generator dropped, and its share of generated
+    images falls back to its real images (so class frequencies stay balanced)."""
 
     min_recall: float = Field(0.5, ge=0.0, le=1.0)
     min_diversity: float = Field(0.3, ge=0.0)
+    per_class: bool = False  # choose the snapshot class by class (noisy with ten real images per class)
     tstr_steps: int = Field(150, ge=1)
     tstr_batch_size: int = Field(64, ge=1)
 
@@ -98,11 +100,11 @@ class ClassifierConfig(Strict):
     name: str = "cnn"
     width: int = Field(8, ge=2)
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
-    epochs: int = Field(60, ge=1)
+    epochs: int = Field(120, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(5e-4, ge=0)
-    eval_every: int = Field(10, ge=1)  # epochs between evaluations (and at the end): the accuracy curve
+    eval_every: int = Field(24, ge=1)  # epochs between evaluations (and at the end): the accuracy curve
     augment: ClassicAugmentConfig = Field(default_factory=ClassicAugmentConfig)
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     device: str = "cpu"
@@ -111,9 +113,7 @@ class ClassifierConfig(Strict):
 class ArmConfig(Strict):
     """One way of training the classifier. source: "real" (the baseline: real images only), "noise" (the
     published noise images) or a GAN family. mixed: every batch holds `fraction` generated images; alternating:
-    whole batches of generated images at a share of `fraction` of the steps (0.5 = real, generated, real, ...).
-    When selection drops classes, the fraction shrinks in proportion (kept classes / all classes), so every kept
-    class keeps its share of generated images and dropped classes are not crowded out."""
+    whole batches of generated images at a share of `fraction` of the steps (0.5 = real, generated, real, ...)."""
 
     source: str = "real"
     mode: Literal["mixed", "alternating"] = "mixed"

@@ -90,16 +90,18 @@ class Study:
         return {f"step_{step:06d}": load_pool(path) for step, path in sorted(gan.pools.items())}
 
     def selection(self, run: int, family: str, split: Split, gan: GANRun) -> Selection:
-        """Scores and choice of the family's candidates for this run (cached as selection_<family>.json)."""
+        """The family's candidate scores for this run (cached as selection_<family>.json; the thresholds are
+        applied afresh, so changing them costs no retraining) and the resulting choice."""
         path = self.results / f"r{run:02d}" / f"selection_{family}.json"
-        key = fingerprint(self.family_dir(run, family).name, to_dict(self.cfg.selection), to_dict(self.cfg.classifier))
+        sel = self.cfg.selection
+        key = fingerprint(self.family_dir(run, family).name, sel.tstr_steps, sel.tstr_batch_size,
+                          to_dict(self.cfg.classifier))  # fmt: skip
         cached = _read(path)
         if cached is not None and cached.get("fingerprint") == key:
-            return Selection(cached["choice"], cached["scores"])
+            return select(cached["scores"], sel)
         tic = time.monotonic()
-        scores = score_candidates(self.candidates(gan), split.train, self.cfg.selection, self.cfg.classifier,
-                                  self.seed(run))  # fmt: skip
-        chosen = select(scores, self.cfg.selection)
+        scores = score_candidates(self.candidates(gan), split.train, sel, self.cfg.classifier, self.seed(run))
+        chosen = select(scores, sel)
         record = {"fingerprint": key, "run": run, "family": family, **chosen.to_json()}
         record["seconds"] = round(time.monotonic() - tic, 2)
         atomic_write_text(path, json.dumps(record, indent=1))
@@ -120,7 +122,7 @@ class Study:
         candidates = self.candidates(gan)
         if arm.select:
             chosen = self.selection(run, arm.source, split, gan)
-            pool = assemble(candidates, chosen.choice)
+            pool = assemble(candidates, chosen.choice, split.train)
             info = {"choice": chosen.choice, "dropped": chosen.dropped}
         else:
             pool = candidates[f"step_{gan.final_step:06d}"]
@@ -153,10 +155,8 @@ class Study:
         tic = time.monotonic()
         pool, info = self.synthetic(run, arm, split)
         prep = time.monotonic() - tic
-        # a dropped class gets no generated images; the others keep the share they would have had with all kept
-        kept = len(set(pool.labels.tolist())) / split.train.num_classes if pool is not None else 0.0
-        res = train_classifier(split.train, self.cfg.classifier, pool, split.evaluation, arm.mode,
-                               arm.fraction * kept, arm.augment, self.seed(run))  # fmt: skip
+        res = train_classifier(split.train, self.cfg.classifier, pool, split.evaluation, arm.mode, arm.fraction,
+                               arm.augment, self.seed(run))  # fmt: skip
         record = {
             "fingerprint": self.arm_key(run, name, arm),
             "arm": name,

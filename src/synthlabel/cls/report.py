@@ -81,21 +81,27 @@ def summarize(cfg: ClsExperimentConfig, by_arm: Mapping[str, Mapping[int, dict]]
     return {"runs": cfg.runs, "n_per_class": cfg.data.n_per_class, "arms": arms}
 
 
+def _is_gan(config: Mapping) -> bool:
+    return config["source"] not in ("real", "noise")
+
+
 def _arm_label(config: Mapping) -> list[str]:
     source = config["source"]
     batches = "—" if source == "real" else config["mode"]
-    select = ("yes" if config["select"] else "no") if source not in ("real", "noise") else "—"
+    select = ("yes" if config["select"] else "no") if _is_gan(config) else "—"
     return [source, batches, "on" if config["augment"] else "off", select]
 
 
 def summary_rows(summary: Mapping) -> tuple[list[str], list[list[str]]]:
-    headers = ["arm", "images added", "batches", "classic aug", "selection", "runs", "during training %",
-               "final %", "Δ final vs baseline", "runs better"]  # fmt: skip
+    headers = ["arm", "images added", "batches", "classic aug", "selection", "classes dropped", "runs",
+               "during training %", "final %", "Δ final vs baseline", "runs better"]  # fmt: skip
     rows = []
     for name, a in summary["arms"].items():
+        dropped = f"{a['mean_classes_dropped']:.1f}" if a["config"]["select"] and _is_gan(a["config"]) else "—"
         during = fmt_mean_std(a["during"]["mean"], a["during"]["std"])
         final = fmt_mean_std(a["final"]["mean"], a["final"]["std"])
-        rows.append([name, *_arm_label(a["config"]), str(len(a["runs"])), during, final, *_gain_cells(a["gain"])])
+        cells = [*_arm_label(a["config"]), dropped, str(len(a["runs"])), during, final, *_gain_cells(a["gain"])]
+        rows.append([name, *cells])
     return headers, rows
 
 
@@ -108,7 +114,8 @@ def _gain_cells(gain: Mapping | None) -> list[str]:
 
 
 def summary_markdown(summary: Mapping) -> str:
-    """The published table: accuracy % (mean ± std over runs) during and at the end of training, per arm."""
+    """The published table: accuracy % (mean ± std over runs) during and at the end of training, per arm, with the
+    mean number of classes whose generator selection dropped and the paired gain over the baseline."""
     return markdown_table(*summary_rows(summary))
 
 
@@ -125,12 +132,12 @@ def curves_figure(summary: Mapping) -> Figure:
             xs = np.array([p["epoch"] for p in a["curve"]])
             mean = np.array([100 * p["mean"] for p in a["curve"]])
             std = np.array([100 * (p["std"] or 0.0) for p in a["curve"]])
-            style = "--" if a["config"]["source"] not in ("real", "noise") and not a["config"]["select"] else "-"
+            style = "--" if _is_gan(a["config"]) and not a["config"]["select"] else "-"
             (line,) = ax.plot(xs, mean, style, label=name, linewidth=1.5)
             ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.12, linewidth=0)
         ax.set_title(f"classic augmentation {'on' if aug else 'off'}")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy % (mean ± std over runs)")
+        ax.set_ylabel("evaluation accuracy % (mean ± std over runs)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     return fig

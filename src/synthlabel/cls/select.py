@@ -1,7 +1,7 @@
 """Objective generator selection without pretrained nets: every candidate (a generator snapshot, per class) is
 scored by train-on-synthetic, test-on-real recall (a classifier trained only on the snapshot's images, tested on
-the run's real training images) and by sample diversity relative to the real images; per class the best
-eligible candidate is kept and classes without one get no generated images."""
+the run's real training images) and by sample diversity relative to the real images; the best snapshot is kept,
+and a class whose generator scores below the thresholds gets its real images instead of generated ones."""
 
 from __future__ import annotations
 
@@ -76,7 +76,8 @@ def score_candidates(
 
 @dataclass
 class Selection:
-    """choice[k]: the candidate kept for class k, or None (class k gets no generated images)."""
+    """choice[k]: the candidate whose images class k gets, or None: class k's generator is dropped (its share of
+    generated images falls back to its real images, see `assemble`)."""
 
     choice: list[str | None]
     scores: dict[str, dict[str, list[float]]]
@@ -89,22 +90,42 @@ class Selection:
         return {"choice": self.choice, "dropped": self.dropped, "scores": self.scores}
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
 def select(scores: Mapping[str, Mapping[str, list[float]]], cfg: SelectionConfig) -> Selection:
-    """Per class, the eligible candidate (recall >= min_recall, diversity >= min_diversity) with the best recall
-    (ties: the more diverse, then the later name in sorted order, i.e. the later snapshot)."""
+    """Keep, per class, a candidate whose recall >= min_recall and diversity >= min_diversity; drop the class's
+    generator when there is none.
+
+    Which candidate: by default the one with the best mean recall over classes (ties: mean diversity, then the
+    later name, i.e. the later snapshot) for every class, since ten real images per class are too few to rank
+    snapshots class by class; per_class: the best eligible candidate of each class on its own."""
     num_classes = len(next(iter(scores.values()))["recall"])
-    choice: list[str | None] = []
-    for k in range(num_classes):
-        eligible = [
-            (s["recall"][k], s["diversity"][k], name)
-            for name, s in scores.items()
-            if s["recall"][k] >= cfg.min_recall and s["diversity"][k] >= cfg.min_diversity
-        ]
-        choice.append(max(eligible)[2] if eligible else None)
+
+    def eligible(name: str, k: int) -> bool:
+        s = scores[name]
+        return s["recall"][k] >= cfg.min_recall and s["diversity"][k] >= cfg.min_diversity
+
+    if cfg.per_class:
+        choice = []
+        for k in range(num_classes):
+            ranked = [(s["recall"][k], s["diversity"][k], n) for n, s in scores.items() if eligible(n, k)]
+            choice.append(max(ranked)[2] if ranked else None)
+    else:
+        best = max((_mean(s["recall"]), _mean(s["diversity"]), n) for n, s in scores.items())[2]
+        choice = [best if eligible(best, k) else None for k in range(num_classes)]
     return Selection(choice, {n: dict(s) for n, s in scores.items()})
 
 
-def assemble(candidates: Mapping[str, ClassSet], choice: list[str | None]) -> ClassSet | None:
-    """The generated images of every kept class, each from its chosen candidate; None when every class is dropped."""
+def assemble(candidates: Mapping[str, ClassSet], choice: list[str | None], real: ClassSet | None = None):
+    """The generated images of every kept class from its chosen candidate. A dropped class gets its `real` images
+    instead, repeated to the kept classes' count, so class frequencies stay balanced (without `real` it gets
+    nothing). None when nothing is left."""
     parts = [candidates[name].of_class(k) for k, name in enumerate(choice) if name is not None]
+    per_class = max((len(p) for p in parts), default=0)
+    if real is not None and per_class:
+        for k in (k for k, name in enumerate(choice) if name is None):
+            own = real.of_class(k)
+            parts.append(own.subset(torch.arange(per_class) % len(own)))
     return concat(parts) if parts else None
