@@ -1,13 +1,10 @@
-"""Image classifiers trained from scratch (registered in CLASSIFIERS), and their model directories."""
+"""Image classifiers trained from scratch, registered in CLASSIFIERS (build one with CLASSIFIERS.create(name, ...))."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from synthlabel import checkpoint as ckpt
 from synthlabel.registry import CLASSIFIERS
 
 
@@ -51,18 +48,3 @@ class SmallCNN(nn.Module):
 
 
 CLASSIFIERS.register("cnn")(SmallCNN)
-
-
-def save_classifier(
-    directory: str | Path, name: str, kwargs: dict, model: nn.Module, extra: dict | None = None
-) -> Path:
-    """config.json (registry name + constructor kwargs) + model.safetensors."""
-    return ckpt.save_model(directory, name, kwargs, {"model": model}, extra=extra)
-
-
-def load_classifier(directory: str | Path) -> tuple[nn.Module, dict]:
-    """(classifier in eval mode, config.json dict)."""
-    meta = ckpt.read_model_config(directory)
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}
-    model = ckpt.load_weights(directory, "model", CLASSIFIERS.create(meta["name"], **kwargs))
-    return model.eval(), meta
