@@ -118,7 +118,6 @@ def run_one(cfg: ExperimentConfig, spec: RunSpec, run_dir: Path, num_real: int) 
         if result.val is None
         else {"miou": result.val["miou"], "per_class_iou": result.val["per_class_iou"]},
         "eval": evals,
-        "metrics": evals["real_test"],
         "seconds": time.monotonic() - start,
         "steps": result.steps,
     }

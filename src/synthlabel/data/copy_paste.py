@@ -33,15 +33,21 @@ class Patch:
     pixels: torch.Tensor  # [3, h, w] uint8
 
 
+def below_median(shares) -> list[int]:
+    """Ids of the classes present (share > 0) whose share is below the median share of the present classes: the
+    default "rare" classes everywhere (copy-paste, the gain report)."""
+    shares = np.asarray(shares, dtype=np.float64)
+    present = shares > 0
+    if present.sum() < 2:
+        return [int(c) for c in np.flatnonzero(present)]
+    median = np.median(shares[present])
+    return [int(c) for c in np.flatnonzero(present & (shares < median))]
+
+
 def rare_classes(labels: torch.Tensor, spec: ClassSpec) -> list[int]:
-    """Classes present in `labels` whose pixel share is below the median share of the present classes."""
+    """Classes present in `labels` whose pixel share is below the median pixel share of the present classes."""
     valid = labels[(labels >= 0) & (labels < spec.num_classes)]
-    counts = torch.bincount(valid.flatten(), minlength=spec.num_classes).double()
-    present = (counts > 0).nonzero().flatten()
-    if len(present) < 2:
-        return present.tolist()
-    median = counts[present].median()
-    return [int(c) for c in present if counts[c] < median]
+    return below_median(torch.bincount(valid.flatten(), minlength=spec.num_classes).numpy())
 
 
 def resolve_classes(names: Sequence[str] | None, labels: torch.Tensor, spec: ClassSpec) -> list[int]:

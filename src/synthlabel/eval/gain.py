@@ -278,7 +278,8 @@ def summary_markdown(summary: Sequence[Mapping], per_class: bool = False) -> str
     return markdown_table(headers, rows) + "\n"
 
 
-def _delta_cell(d: Mapping | None) -> str:
+def delta_cell(d: Mapping | None) -> str:
+    """A delta as "+1.2 ± 0.8" IoU points, "*" when beyond the spread; "—" for None."""
     if d is None:
         return MISSING
     text = f"{100.0 * d['mean']:+.1f}" + ("" if d["std"] is None else f" ± {100.0 * d['std']:.1f}")
@@ -292,12 +293,12 @@ def deltas_markdown(deltas: Mapping) -> str:
     headers = ["Δ IoU vs " + deltas["baseline"]["arm"]] + [
         f"{label} ({'paired' if c['paired'] else 'unpaired'})" for label, c in arms.items()
     ]
-    rows = [["mIoU"] + [_delta_cell(c["miou"]) for c in arms.values()]]
+    rows = [["mIoU"] + [delta_cell(c["miou"]) for c in arms.values()]]
     if deltas["rare"]:
-        rows.append(["rare classes"] + [_delta_cell(c["rare_mean"]) for c in arms.values()])
+        rows.append(["rare classes"] + [delta_cell(c["rare_mean"]) for c in arms.values()])
     rows += [
         [cls + (" (rare)" if cls in deltas["rare"] else "")]
-        + [_delta_cell(c["per_class"].get(cls)) for c in arms.values()]
+        + [delta_cell(c["per_class"].get(cls)) for c in arms.values()]
         for cls in deltas["classes"]
     ]
     return markdown_table(headers, rows) + "\n\n\\* |mean| > 2 standard errors across seeds.\n"

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ExperimentConfig, to_dict
+from synthlabel.data.copy_paste import below_median
 from synthlabel.data.datasets import open_dataset
 from synthlabel.eval import gain
 from synthlabel.eval.distribution import label_statistics
@@ -40,11 +41,7 @@ def train_frequency(cfg: ExperimentConfig) -> tuple[list[str], np.ndarray]:
 
 def rare_classes(cfg: ExperimentConfig, names: list[str], freq: np.ndarray) -> list[str]:
     """cfg.rare, or the classes below the median pixel share of the training labels."""
-    if cfg.rare is not None:
-        return list(cfg.rare)
-    present = freq > 0
-    median = np.median(freq[present]) if present.any() else 0.0
-    return [n for n, f in zip(names, freq, strict=True) if 0 < f < median]
+    return list(cfg.rare) if cfg.rare is not None else [names[c] for c in below_median(freq)]
 
 
 def headline(records: Sequence[Mapping], baseline: str, rare: list[str], select_seeds=None) -> list[list[str]]:
@@ -64,19 +61,12 @@ def headline(records: Sequence[Mapping], baseline: str, rare: list[str], select_
         rows.append(
             [group + (" (baseline)" if group == base_group else ""), arm, f"{amount:g}", s["n"],
              fmt_mean_std(s["miou_mean"], s["miou_std"]), fmt_mean_std(s["rare_mean"], s["rare_std"]),
-             _delta(d and d["miou"]), _delta(d and d["rare_mean"])]
+             gain.delta_cell(d and d["miou"]), gain.delta_cell(d and d["rare_mean"])]
         )  # fmt: skip
     return rows
 
 
 HEADLINE = ["group", "arm (picked on val)", "synthetic ×", "seeds", "test mIoU %", "rare IoU %", "Δ mIoU", "Δ rare"]
-
-
-def _delta(d: Mapping | None) -> str:
-    if not d:
-        return MISSING
-    text = f"{100 * d['mean']:+.1f}" + ("" if d["std"] is None else f" ± {100 * d['std']:.1f}")
-    return text + (" *" if d.get("beyond_spread") else "")
 
 
 def frequency_vs_iou(names: list[str], freq: np.ndarray, before: Mapping, after: Mapping, labels: tuple[str, str]):
