@@ -2,8 +2,10 @@
 low-shot (N=50 labeled train images, subset seed 0; the generator sees only those 50 labels) and full (all 367).
 Arms: real + classic aug (baseline); + copy-paste; + synthetic renders of the original label maps; + synthetic
 renders of recomposed label maps aimed at the classes the baseline misses (1 - IoU on val). Synthetic arms come in
-variants (amount x synthetic batch share); each is run on seed 0 first and only the variant with the best
-validation mIoU runs the other seeds (`select_seeds`): test is scored, never used to choose.
+variants (amount x synthetic batch share; by default 4 synthetic images per real image x share 0.3 / 0.5, one
+amount so that a scenario takes about 2 h on 2 CPU cores; `--amounts 1,2,4` widens the search); each is run on
+seed 0 first and only the variant with the best validation mIoU runs the other seeds (`select_seeds`): test is
+scored, never used to choose.
 
 Per scenario, in order (every step cached; a killed run resumes where it stopped):
 1. the baseline's seed-0 run (its model is the reference segmenter: recomposition targets from its val IoU, and the
@@ -49,7 +51,7 @@ from synthlabel.synth.targets import Targets
 
 SCENARIOS = {"lowshot": 50, "full": None}
 RARE = ("Pole", "SignSymbol", "Fence", "Pedestrian", "Bicyclist")
-AMOUNTS = (1.0, 4.0)  # synthetic images per real image (variants)
+AMOUNTS = (4.0,)  # synthetic images per real image (variants; one amount keeps a scenario near 2 h on 2 cores)
 FRACTIONS = (0.3, 0.5)  # synthetic share of each batch (variants)
 BOOST = 0.1  # extra pixel share given to the missed classes in recomposed maps
 KEEP = 0.8  # the fidelity filter keeps this share of the renders
@@ -92,11 +94,11 @@ def generator(data: Path, name: str, n: int | None, steps: int, cache: Path) -> 
     return Path(train_arm(cfg, cache / f"{name}_n{n or 'all'}_{steps}st")["model_dir"])
 
 
-def synthetic_sets(cfg: dict, gen_dir: Path, seg_dir: Path, val_iou: dict, out: Path) -> dict[str, Path]:
+def synthetic_sets(cfg: dict, gen_dir: Path, seg_dir: Path, val_iou: dict, out: Path, amounts) -> dict[str, Path]:
     """{original, recomposed}: rendered, fidelity-scored and filtered (keep.txt) synthetic datasets."""
     exp_cfg = build_config(ExperimentConfig, cfg)
     train = select_subset(open_split(exp_cfg.data, "train"), exp_cfg.data)
-    k = math.ceil(max(AMOUNTS) / KEEP)  # renders per real map, so the filter leaves max(AMOUNTS) per real image
+    k = math.ceil(max(amounts) / KEEP)  # renders per real map, so the filter leaves max(AMOUNTS) per real image
     sets = {}
     for kind in ("original", "recomposed"):
         target = out / f"synth_{kind}"
@@ -124,14 +126,14 @@ def recomposed_maps(train, val_iou: dict, k: int, out: Path):
     return label_sources_from_recomposed(made, train)
 
 
-def arms(sets: dict[str, Path]) -> list[dict]:
+def arms(sets: dict[str, Path], amounts, fractions) -> list[dict]:
     out = [{"name": "real_aug", "kind": "real_aug"}, {"name": "copy_paste", "kind": "copy_paste"}]
     for kind, path in sets.items():
         source = {"path": str(path), "name": f"synth_{kind}", "keep": str(path / "keep.txt")}
-        for f in FRACTIONS:
+        for f in fractions:
             mix = {"mode": "mixed", "fraction": f}
             out.append({"name": f"synth_{kind}_f{round(100 * f)}", "group": f"synth_{kind}", "kind": "synthetic",
-                        "sources": [source], "mix": mix, "amounts": list(AMOUNTS)})  # fmt: skip
+                        "sources": [source], "mix": mix, "amounts": list(amounts)})  # fmt: skip
     return out
 
 
@@ -143,8 +145,8 @@ def scenario(args, name: str, n: int | None) -> Path:
     seg_dir, val_iou = reference(cfg)
     steps = args.gen_steps or (200 if args.quick else GEN_STEPS[args.generator])
     gen_dir = generator(args.data, args.generator, n, steps, args.generator_cache)
-    sets = synthetic_sets(cfg, gen_dir, seg_dir, val_iou, out)
-    cfg["arms"] = arms(sets)
+    sets = synthetic_sets(cfg, gen_dir, seg_dir, val_iou, out, args.amounts)
+    cfg["arms"] = arms(sets, args.amounts, args.fractions)
     report = run_experiment(build_config(ExperimentConfig, cfg))
     publish(out / "experiment", args.out / name, time.monotonic() - start, gen_dir)
     return report
@@ -171,9 +173,13 @@ def parse_args(argv):
     p.add_argument("--seg-steps", type=int, help="segmenter steps (default: camvid_lowshot's)")
     p.add_argument("--generator-cache", type=Path, default=L2I_CACHE, help="where generators are trained/found")
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--amounts", default=",".join(map(str, AMOUNTS)), help="synthetic images per real image (variants)")
+    p.add_argument("--fractions", default=",".join(map(str, FRACTIONS)), help="synthetic batch shares (variants)")
     p.add_argument("--quick", action="store_true", help="low-shot, seed 0, 200-step schedules (smoke run)")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.amounts = [float(a) for a in args.amounts.split(",")]
+    args.fractions = [float(f) for f in args.fractions.split(",")]
     if args.quick:
         args.scenarios, args.seeds, args.seg_steps = "lowshot", [0], args.seg_steps or 200
         args.cache, args.out = args.cache / "quick", args.out / "quick"
