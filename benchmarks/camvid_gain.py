@@ -3,7 +3,7 @@ low-shot (N=50 labeled train images, subset seed 0; the generator sees only thos
 Arms: real + classic aug (baseline); + copy-paste; + synthetic renders of the original label maps; + synthetic
 renders of recomposed label maps aimed at the classes the baseline misses (1 - IoU on val). Synthetic arms come in
 variants (amount x synthetic batch share; by default 4 synthetic images per real image x share 0.3 / 0.5, one
-amount so that a scenario takes about 2 h on 2 CPU cores; `--amounts 1,2,4` widens the search); each is run on
+amount so that a scenario takes about 2-2.5 h on 2 CPU cores; `--amounts 1,2,4` widens the search); each is run on
 seed 0 first and only the variant with the best validation mIoU runs the other seeds (`select_seeds`): test is
 scored, never used to choose.
 
@@ -51,7 +51,7 @@ from synthlabel.synth.targets import Targets
 
 SCENARIOS = {"lowshot": 50, "full": None}
 RARE = ("Pole", "SignSymbol", "Fence", "Pedestrian", "Bicyclist")
-AMOUNTS = (4.0,)  # synthetic images per real image (variants; one amount keeps a scenario near 2 h on 2 cores)
+AMOUNTS = (4.0,)  # synthetic images per real image (variants; one amount keeps a scenario near 2-2.5 h on 2 cores)
 FRACTIONS = (0.3, 0.5)  # synthetic share of each batch (variants)
 BOOST = 0.1  # extra pixel share given to the missed classes in recomposed maps
 KEEP = 0.8  # the fidelity filter keeps this share of the renders
@@ -98,7 +98,7 @@ def synthetic_sets(cfg: dict, gen_dir: Path, seg_dir: Path, val_iou: dict, out: 
     """{original, recomposed}: rendered, fidelity-scored and filtered (keep.txt) synthetic datasets."""
     exp_cfg = build_config(ExperimentConfig, cfg)
     train = select_subset(open_split(exp_cfg.data, "train"), exp_cfg.data)
-    k = math.ceil(max(amounts) / KEEP)  # renders per real map, so the filter leaves max(AMOUNTS) per real image
+    k = math.ceil(max(amounts) / KEEP)  # renders per real map, so the filter leaves max(amounts) per real image
     sets = {}
     for kind in ("original", "recomposed"):
         target = out / f"synth_{kind}"
@@ -112,6 +112,12 @@ def synthetic_sets(cfg: dict, gen_dir: Path, seg_dir: Path, val_iou: dict, out: 
             val = open_split(exp_cfg.data, "val")
             report = fidelity_report(seg_dir, target, val, out=target / "fidelity.json")
             filter_samples(target, report["per_sample"], keep_fraction=KEEP)
+        kept = len((target / "keep.txt").read_text().split())
+        if kept < max(amounts) * len(train):  # a cached set rendered for smaller --amounts would cap them silently
+            raise SystemExit(
+                f"{target} keeps {kept} renders, fewer than {max(amounts):g} x {len(train)} real images: "
+                "delete it to render it again for these --amounts"
+            )
         sets[kind] = target
     return sets
 
