@@ -4,17 +4,22 @@ real test split (and on a held-out synthetic set), cached per run so a re-run re
 from __future__ import annotations
 
 import json
-import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import yaml
 
+from synthlabel.cache import claim, fingerprint, read_record, stamp, write_record
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ArmConfig, ExperimentConfig, SegConfig, build_config, to_dict
 from synthlabel.downstream.workflow import evaluate_segmenter, open_split, select_subset, train_segmenter
 from synthlabel.errors import ConfigError
+from synthlabel.eval.distribution import label_statistics
+from synthlabel.eval.gain import best_by_validation
+from synthlabel.report.experiment import write_report
 from synthlabel.runs import log, setup_logging
 
 RESULT = "result.json"
@@ -95,15 +100,24 @@ def _evaluate(cfg: ExperimentConfig, model_dir: Path, run_dir: Path) -> dict:
     return {k: {m: v[m] for m in keep} for k, v in evals.items()}
 
 
+def run_key(cfg: ExperimentConfig, seg_cfg: SegConfig) -> str:
+    """Fingerprint of everything a run's result depends on: its segmenter config and how it is evaluated."""
+    evaluation = {"split": cfg.eval_split, "synthetic_test": to_dict(cfg.synthetic_test) if cfg.synthetic_test else None}
+    return fingerprint(to_dict(seg_cfg), evaluation)
+
+
 def run_one(cfg: ExperimentConfig, spec: RunSpec, run_dir: Path, num_real: int) -> dict:
-    """Train + evaluate one run into run_dir, or read its cached result; an interrupted run resumes."""
-    done = run_dir / RESULT
-    if done.is_file():
-        return json.loads(done.read_text())
+    """Train + evaluate one run into run_dir, or read its cached result when its fingerprint matches; a run of
+    another config is redone from scratch, an interrupted run of this config resumes."""
     seg_cfg = arm_seg_config(cfg, spec, num_real)
+    key = run_key(cfg, seg_cfg)
+    done = read_record(run_dir / RESULT, key)
+    if done is not None:
+        return done
+    resumable = claim(run_dir, key, what=spec.key) and (run_dir / "config.yaml").exists()
     start = time.monotonic()
-    log.info("[run] %s", spec.key)
-    result = train_segmenter(seg_cfg, run_dir, resume=(run_dir / "config.yaml").exists())
+    log.info("[run] %s%s", spec.key, " (resuming)" if resumable else "")
+    result = train_segmenter(seg_cfg, run_dir, resume=resumable)
     evals = _evaluate(cfg, result.model_dir, run_dir)
     synthetic = sum(s.images or 0 for s in seg_cfg.mix.sources)
     record = {
@@ -121,8 +135,26 @@ def run_one(cfg: ExperimentConfig, spec: RunSpec, run_dir: Path, num_real: int) 
         "seconds": time.monotonic() - start,
         "steps": result.steps,
     }
-    atomic_write_text(done, json.dumps(record, indent=1))
-    return record
+    return write_record(run_dir / RESULT, key, record)
+
+
+def adopt_run(cfg: ExperimentConfig, spec: RunSpec, source_dir: Path, num_real: int) -> bool:
+    """Copy a finished training run (e.g. the pipeline's real-data segmenter) in as the run of `spec` when its
+    config is the one that run would train; the experiment then only evaluates it. True when adopted."""
+    target = Path(cfg.out) / "runs" / spec.key
+    seg_cfg = arm_seg_config(cfg, spec, num_real)
+    recorded = source_dir / "config.yaml"
+    if target.exists() or not (source_dir / "train_state.pt").is_file() or not recorded.is_file():
+        return False
+    if yaml.safe_load(recorded.read_text()) != to_dict(seg_cfg):
+        return False
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source_dir, tmp)
+    stamp(tmp, run_key(cfg, seg_cfg), what=spec.key)
+    tmp.rename(target)
+    log.info("experiment %s: reusing %s", spec.key, source_dir)
+    return True
 
 
 def run_grid(cfg: ExperimentConfig, runs: list[RunSpec], out: Path, num_real: int) -> list[dict]:
@@ -165,28 +197,17 @@ def run_experiment(cfg: ExperimentConfig, only_plan: bool = False) -> Path:
              len(cfg.seeds), num_real)  # fmt: skip
     if only_plan:
         for spec in runs:
-            print(spec.key, "(done)" if (out / "runs" / spec.key / RESULT).is_file() else "")
+            key = run_key(cfg, arm_seg_config(cfg, spec, num_real))
+            print(spec.key, "(done)" if read_record(out / "runs" / spec.key / RESULT, key) else "")
         return out
     records = run_grid(cfg, runs, out, num_real)
     atomic_write_text(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    from synthlabel.report.experiment import write_report
-
-    return write_report(cfg, records, out)
+    return write_report(cfg, records, out, *train_frequency(cfg))
 
 
-def best_by_validation(records: list[dict], seeds: tuple[int, ...] | None = None) -> dict[str, tuple[str, float]]:
-    """Per group: the (arm, amount) with the highest mean validation mIoU over `seeds` (default: all seeds that
-    ran); test figures are never looked at."""
-    cells: dict[tuple[str, str, float], list[float]] = {}
-    for r in records:
-        if seeds is not None and r["seed"] not in seeds:
-            continue
-        val = (r.get("val") or {}).get("miou")
-        cells.setdefault((r["group"], r["arm"], r["amount"]), []).append(math.nan if val is None else val)
-    best: dict[str, tuple[float, str, float]] = {}
-    for (group, arm, amount), vals in cells.items():
-        finite = [v for v in vals if not math.isnan(v)]
-        score = sum(finite) / len(finite) if finite else -math.inf
-        if group not in best or score > best[group][0]:
-            best[group] = (score, arm, amount)
-    return {g: (arm, amount) for g, (_, arm, amount) in best.items()}
+def train_frequency(cfg: ExperimentConfig) -> tuple[list[str], np.ndarray]:
+    """Class names and pixel shares of the real training labels (the low-shot subset if one is set)."""
+    ds = select_subset(open_split(cfg.data, cfg.data.train_split), cfg.data)
+    spec = ds.out_spec
+    stats = label_statistics((ds.read_label(i) for i in range(len(ds))), spec.num_classes, spec.ignore_index)
+    return spec.names, np.array(stats["pixel_frequency"])

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 import yaml
 
+from synthlabel.cache import check_resume
 from synthlabel.checkpoint import atomic_write_text
+from synthlabel.errors import ConfigError
 
 log = logging.getLogger("synthlabel")
 
@@ -107,12 +109,12 @@ class Run:
     def __init__(self, path: str | Path, config: dict | None = None, resume: bool = False):
         self.path = Path(path)
         if self.path.exists() and any(self.path.iterdir()) and not resume and (self.path / "config.yaml").exists():
-            from synthlabel.errors import ConfigError
-
             raise ConfigError(
                 f"{self.path}: run directory already holds a run; pass --resume to continue it or choose another --out"
             )
         self.path.mkdir(parents=True, exist_ok=True)
+        if config is not None and resume:
+            check_resume(self.path, config)  # before anything is written: the dir keeps describing its model
         if config is not None:
             atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         setup_logging(self.path / "log.txt")

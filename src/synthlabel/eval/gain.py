@@ -375,3 +375,21 @@ def write_cross_domain_csv(rows: Sequence[Mapping], path: str | os.PathLike) -> 
     """`cross_domain_table` rows as CSV (long format)."""
     keys = ["train_set", "arm", "amount", "eval_set", "n", "miou_mean", "miou_std"]
     return write_csv(path, keys, [[r[k] for k in keys] for r in rows])
+
+
+def best_by_validation(records: list[dict], seeds: tuple[int, ...] | None = None) -> dict[str, tuple[str, float]]:
+    """Per group: the (arm, amount) with the highest mean validation mIoU over `seeds` (default: all seeds that
+    ran); test figures are never looked at."""
+    cells: dict[tuple[str, str, float], list[float]] = {}
+    for r in records:
+        if seeds is not None and r["seed"] not in seeds:
+            continue
+        val = (r.get("val") or {}).get("miou")
+        cells.setdefault((r["group"], r["arm"], r["amount"]), []).append(math.nan if val is None else val)
+    best: dict[str, tuple[float, str, float]] = {}
+    for (group, arm, amount), vals in cells.items():
+        finite = [v for v in vals if not math.isnan(v)]
+        score = sum(finite) / len(finite) if finite else -math.inf
+        if group not in best or score > best[group][0]:
+            best[group] = (score, arm, amount)
+    return {g: (arm, amount) for g, (_, arm, amount) in best.items()}

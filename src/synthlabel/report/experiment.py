@@ -16,7 +16,6 @@ from synthlabel.config import ExperimentConfig, to_dict
 from synthlabel.data.copy_paste import below_median
 from synthlabel.data.datasets import open_dataset
 from synthlabel.eval import gain
-from synthlabel.eval.distribution import label_statistics
 from synthlabel.report import plots
 from synthlabel.report.html import HtmlPage
 from synthlabel.report.tables import MISSING, fmt_mean_std, markdown_table
@@ -29,16 +28,6 @@ def flatten(records: Sequence[Mapping]) -> list[dict]:
     return [{**r, "eval_set": name, "metrics": m} for r in records for name, m in r["eval"].items()]
 
 
-def train_frequency(cfg: ExperimentConfig) -> tuple[list[str], np.ndarray]:
-    """Class names and pixel shares of the real training labels (the low-shot subset if one is set)."""
-    from synthlabel.downstream.workflow import open_split, select_subset
-
-    ds = select_subset(open_split(cfg.data, cfg.data.train_split), cfg.data)
-    spec = ds.out_spec
-    stats = label_statistics((ds.read_label(i) for i in range(len(ds))), spec.num_classes, spec.ignore_index)
-    return spec.names, np.array(stats["pixel_frequency"])
-
-
 def rare_classes(cfg: ExperimentConfig, names: list[str], freq: np.ndarray) -> list[str]:
     """cfg.rare, or the classes below the median pixel share of the training labels."""
     return list(cfg.rare) if cfg.rare is not None else [names[c] for c in below_median(freq)]
@@ -46,10 +35,8 @@ def rare_classes(cfg: ExperimentConfig, names: list[str], freq: np.ndarray) -> l
 
 def headline(records: Sequence[Mapping], baseline: str, rare: list[str], select_seeds=None) -> list[list[str]]:
     """Per group, the (arm, amount) picked on validation, its test mIoU / rare IoU and deltas vs the baseline."""
-    from synthlabel.experiment import best_by_validation
-
     real = [r for r in flatten(records) if r["eval_set"] == "real_test"]
-    picked = best_by_validation(list(records), select_seeds)
+    picked = gain.best_by_validation(list(records), select_seeds)
     base_group = next(r["group"] for r in records if r["arm"] == baseline)
     chosen = [r for r in real if (r["arm"], r["amount"]) == picked[r["group"]]]
     summary = {(s["arm"], s["amount"]): s for s in gain.arm_summary(chosen, rare)}
@@ -101,11 +88,13 @@ def source_grid(source_path: str, split: str, layout: str, size) -> bytes | None
     return plots.sample_grid(data.images, data.labels, palette, nrow=4, alpha=0.35)
 
 
-def write_report(cfg: ExperimentConfig, records: Sequence[Mapping], out: str | Path) -> Path:
-    """Write report.html, report.md and CSVs into `out`; returns report.html."""
+def write_report(
+    cfg: ExperimentConfig, records: Sequence[Mapping], out: str | Path, names: list[str], freq: np.ndarray
+) -> Path:
+    """Write report.html, report.md and CSVs into `out`; returns report.html. names, freq: the classes and their
+    pixel shares in the real training labels (for the rare classes and the frequency-vs-IoU figure)."""
     out = Path(out)
     baseline = cfg.baseline or cfg.arms[0].name
-    names, freq = train_frequency(cfg)
     rare = rare_classes(cfg, names, freq)
     long = flatten(records)
     real = [r for r in long if r["eval_set"] == "real_test"]
