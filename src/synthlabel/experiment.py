@@ -102,7 +102,8 @@ def _evaluate(cfg: ExperimentConfig, model_dir: Path, run_dir: Path) -> dict:
 
 def run_key(cfg: ExperimentConfig, seg_cfg: SegConfig) -> str:
     """Fingerprint of everything a run's result depends on: its segmenter config and how it is evaluated."""
-    evaluation = {"split": cfg.eval_split, "synthetic_test": to_dict(cfg.synthetic_test) if cfg.synthetic_test else None}
+    synthetic_test = to_dict(cfg.synthetic_test) if cfg.synthetic_test else None
+    evaluation = {"split": cfg.eval_split, "synthetic_test": synthetic_test}
     return fingerprint(to_dict(seg_cfg), evaluation)
 
 
