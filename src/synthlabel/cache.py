@@ -19,9 +19,10 @@ STAMP = "fingerprint.json"
 
 
 def fingerprint(*parts) -> str:
-    """Short hash of JSON-able settings (dict key order does not matter)."""
+    """Short hash of JSON-able settings (dict key order does not matter; 48 bits tell any two configs of one
+    project apart)."""
     text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def config_diff(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from synthlabel import __version__
 from synthlabel.errors import SynthlabelError
 
 FORMAT_VERSION = 1
@@ -85,8 +86,6 @@ def save_model(
     directory: str | Path, name: str, config: dict, networks: dict[str, torch.nn.Module], extra: dict | None = None
 ) -> Path:
     """Write `directory` atomically: config.json (registry name, config, versions) + `<net>.safetensors`."""
-    from synthlabel import __version__
-
     meta = {
         "name": name,
         "config": config,

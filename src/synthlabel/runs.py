@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import yaml
 
+from synthlabel import __version__
 from synthlabel.cache import check_resume
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.errors import ConfigError
@@ -85,8 +86,6 @@ def git_commit() -> str | None:
 
 def environment(device: torch.device | str | None = None) -> dict:
     """Versions, device and git commit, for reproducing a run."""
-    from synthlabel import __version__
-
     return {
         "synthlabel": __version__,
         "python": platform.python_version(),

@@ -8,18 +8,19 @@ matches and redoes what does not (so adding runs or arms keeps the finished ones
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
 
 import yaml
 
+from synthlabel.cache import fingerprint, read_record, write_record
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.cls import data as cdata
 from synthlabel.cls.config import ArmConfig, ClsDataConfig, ClsExperimentConfig
 from synthlabel.cls.data import ClassSet, Split
 from synthlabel.cls.gan_train import GANRun, load_pool, train_family
+from synthlabel.cls.report import save_class_grid, summarize, write_report
 from synthlabel.cls.select import Selection, assemble, score_candidates, select
 from synthlabel.cls.train import train_classifier
 from synthlabel.config import to_dict
@@ -42,12 +43,6 @@ def load_data(cfg: ClsDataConfig) -> tuple[ClassSet, ClassSet | None]:
     if test is not None and (test.class_names != pool.class_names or test.channels != pool.channels):
         raise DataError(f"{cfg.test_path}: classes or channels differ from {cfg.path}; use the same class folders")
     return pool, test
-
-
-def fingerprint(*parts) -> str:
-    """Short hash of JSON-able settings: a cached result is reused only when its settings match."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 class Study:
@@ -96,15 +91,14 @@ class Study:
         sel = self.cfg.selection
         key = fingerprint(self.family_dir(run, family).name, sel.tstr_steps, sel.tstr_batch_size,
                           to_dict(self.cfg.classifier))  # fmt: skip
-        cached = _read(path)
-        if cached is not None and cached.get("fingerprint") == key:
+        cached = read_record(path, key)
+        if cached is not None:
             return select(cached["scores"], sel)
         tic = time.monotonic()
         scores = score_candidates(self.candidates(gan), split.train, sel, self.cfg.classifier, self.seed(run))
         chosen = select(scores, sel)
-        record = {"fingerprint": key, "run": run, "family": family, **chosen.to_json()}
-        record["seconds"] = round(time.monotonic() - tic, 2)
-        atomic_write_text(path, json.dumps(record, indent=1))
+        record = {"run": run, "family": family, **chosen.to_json(), "seconds": round(time.monotonic() - tic, 2)}
+        write_record(path, key, record)
         return chosen
 
     def synthetic(self, run: int, arm: ArmConfig, split: Split) -> tuple[ClassSet | None, dict]:
@@ -142,12 +136,7 @@ class Study:
         return self.results / f"r{run:02d}" / f"{name}.json"
 
     def cached_arm(self, run: int, name: str) -> dict | None:
-        found = _read(self.arm_path(run, name))
-        return (
-            found
-            if found is not None and found.get("fingerprint") == self.arm_key(run, name, self.cfg.arms[name])
-            else None
-        )
+        return read_record(self.arm_path(run, name), self.arm_key(run, name, self.cfg.arms[name]))
 
     def run_arm(self, run: int, name: str, split: Split) -> dict:
         """Train and evaluate one arm of one run; write its JSON."""
@@ -158,7 +147,6 @@ class Study:
         res = train_classifier(split.train, self.cfg.classifier, pool, split.evaluation, arm.mode, arm.fraction,
                                arm.augment, self.seed(run))  # fmt: skip
         record = {
-            "fingerprint": self.arm_key(run, name, arm),
             "arm": name,
             "run": run,
             "seed": self.seed(run),
@@ -172,7 +160,7 @@ class Study:
             "eval_seconds": round(res.eval_seconds, 2),
             "prep_seconds": round(prep, 2),
         }
-        atomic_write_text(self.arm_path(run, name), json.dumps(record, indent=1))
+        write_record(self.arm_path(run, name), self.arm_key(run, name, arm), record)
         log.info("run %d %s: accuracy %.3f (%.0fs)", run, name, res.final_accuracy, time.monotonic() - tic)
         return record
 
@@ -192,8 +180,6 @@ class Study:
 
     def write_samples(self, split: Split) -> None:
         """Sample grids of run 0 per family (rows: classes; real training images, then generated ones)."""
-        from synthlabel.cls.report import save_class_grid
-
         for family in self.cfg.families():
             gan = self.gan_run(0, family, split)
             final = load_pool(gan.pools[gan.final_step])
@@ -209,10 +195,6 @@ class Study:
         return out
 
 
-def _read(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def run_study(
     cfg: ClsExperimentConfig,
     out: str | Path,
@@ -222,8 +204,6 @@ def run_study(
 ) -> dict:
     """Run (or resume) the study and write its report; returns the summary. runs: which run indices to do now
     (default all of range(cfg.runs)); the report covers every finished run."""
-    from synthlabel.cls.report import summarize, write_report
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     setup_logging(out / "log.txt")

@@ -17,14 +17,15 @@ from synthlabel.checkpoint import atomic_file, atomic_write_text
 from synthlabel.cls.config import ClsExperimentConfig
 from synthlabel.cls.data import ClassSet
 from synthlabel.config import to_dict
+from synthlabel.eval import gain
+from synthlabel.report.html import HtmlPage
 from synthlabel.report.tables import fmt_mean_std, markdown_table
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     """(mean, sample std) — std None for fewer than 2 values, both None for none."""
-    if not values:
-        return None, None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+    s = gain.stats(values)
+    return (None, None) if s is None else (s["mean"], s["std"])
 
 
 def arm_stats(records: Mapping[int, dict]) -> dict:
@@ -58,13 +59,13 @@ def baseline_for(cfg: ClsExperimentConfig, name: str) -> str | None:
 
 
 def paired_gain(records: Mapping[int, dict], base: Mapping[int, dict]) -> dict | None:
-    """Final accuracy minus the baseline's, over the runs both have: mean, std, runs better, runs."""
+    """Final accuracy minus the baseline's, paired by run over the runs both have: mean, std, runs better, runs."""
     common = sorted(set(records) & set(base))
-    if not common:
-        return None
     diffs = [records[r]["final_accuracy"] - base[r]["final_accuracy"] for r in common]
-    m, s = mean_std(diffs)
-    return {"mean": m, "std": s, "better": sum(d > 0 for d in diffs), "runs": len(common)}
+    d = gain.paired_delta(diffs, [0.0] * len(diffs))
+    return (
+        None if d is None else {"mean": d["mean"], "std": d["std"], "better": sum(x > 0 for x in diffs), "runs": d["n"]}
+    )
 
 
 def summarize(cfg: ClsExperimentConfig, by_arm: Mapping[str, Mapping[int, dict]]) -> dict:
@@ -188,7 +189,6 @@ def write_report(directory: str | Path, cfg: ClsExperimentConfig, summary: Mappi
 
 
 def _html(directory: Path, cfg: ClsExperimentConfig, summary: Mapping, fig: Figure) -> Path:
-    from synthlabel.report.html import HtmlPage
 
     page = HtmlPage("Classifier augmentation with generated images")
     page.paragraph(
