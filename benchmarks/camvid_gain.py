@@ -39,8 +39,7 @@ from camvid_lowshot import DEFAULTS, SIZE, selected_overrides
 from common import REPO, SHARED_CAMVID, machine
 
 from synthlabel.config import ExperimentConfig, build_config, to_dict
-from synthlabel.downstream.workflow import open_split, select_subset
-from synthlabel.eval.generator_metrics import fidelity_report
+from synthlabel.downstream.workflow import fidelity_report, open_split, select_subset
 from synthlabel.experiment import RunSpec, num_real_images, run_experiment, run_one
 from synthlabel.runs import setup_logging
 from synthlabel.synth.class_bank import ClassBank

@@ -37,22 +37,22 @@ from synthlabel.config import GenConfig, build_config
 from synthlabel.data.classes import ClassSpec
 from synthlabel.data.datasets import SegDataset, open_dataset
 from synthlabel.data.sample import to_uint8
-from synthlabel.downstream.workflow import open_split, select_subset, train_segmenter
+from synthlabel.downstream.workflow import fidelity_report, open_split, select_subset, train_segmenter
 from synthlabel.errors import DataError
 from synthlabel.eval.generator_metrics import (
     ConditionClassifier,
     ConditionClassifierConfig,
     condition_fidelity,
     diversity,
-    fidelity_report,
     memorization,
     train_condition_classifier_on,
 )
 from synthlabel.generators.io import generator_spec, load_generator
-from synthlabel.generators.workflow import render, train_generator
-from synthlabel.report.tables import MISSING, fmt_pct, markdown_table
+from synthlabel.generators.sampling import render, seeded_noise
+from synthlabel.generators.workflow import train_generator
 from synthlabel.runs import setup_logging
 from synthlabel.synth.synthesize import label_sources_from_dataset, synthesize
+from synthlabel.tables import MISSING, fmt_pct, markdown_table
 
 SIZE = (96, 128)
 # Generator steps that fit ~45 min (2700 s) of training per arm on 2 CPU cores. Measured at batch 4 with 1 thread on a
@@ -177,11 +177,8 @@ def render_batched(
     generator: torch.nn.Module, label_maps: torch.Tensor, spec: ClassSpec, condition: int, seeds: list[int]
 ) -> torch.Tensor:  # [N, 3, H, W] float in [-1, 1]
     """`render` of label maps [N, H, W] under one condition id, SYNTH_BATCH maps at a time."""
-    out = []
-    for i in range(0, len(label_maps), SYNTH_BATCH):
-        rows = label_maps[i : i + SYNTH_BATCH]
-        out.append(render(generator, rows, spec, torch.full((len(rows),), condition), seeds[i : i + SYNTH_BATCH]))
-    return torch.cat(out)
+    z, condition_ids = seeded_noise(generator.z_dim, seeds), torch.full((len(label_maps),), condition)
+    return render(generator, z, label_maps, condition_ids, spec.ignore_index, SYNTH_BATCH).images
 
 
 def _conditions(meta: dict, generator_dir: Path) -> list[str]:

@@ -24,8 +24,8 @@ from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import SegConfig, build_config
 from synthlabel.downstream.workflow import evaluate_segmenter, train_segmenter
 from synthlabel.eval.segmentation import aggregate_seeds
-from synthlabel.report.tables import fmt_mean_std, markdown_table
 from synthlabel.runs import setup_logging
+from synthlabel.tables import fmt_mean_std, markdown_table
 
 SIZE = [96, 128]
 # Chosen on CamVid val with benchmarks/camvid_lowshot.py --tune (see docs/benchmarks.md).

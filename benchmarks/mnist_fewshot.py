@@ -80,7 +80,7 @@ def arms(augment_settings: tuple[bool, ...] = (False, True)) -> dict[str, dict]:
         out[f"noise{tag}"] = {"source": "noise", "augment": aug}
         for family in FAMILIES:
             out[f"{family}{tag}"] = {"source": family, "mode": "mixed", "select": True, "augment": aug}
-            out[f"{family}_alt{tag}"] = {"source": family, "mode": "alternating", "select": True, "augment": aug}
+            out[f"{family}_alt{tag}"] = {"source": family, "mode": "alternate", "select": True, "augment": aug}
             out[f"{family}_all{tag}"] = {"source": family, "mode": "mixed", "select": False, "augment": aug}
     return out
 

@@ -1,6 +1,9 @@
 """The command line end to end on the demo data at tiny size, and its error handling."""
 
+import importlib.metadata
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -39,6 +42,7 @@ def test_demo_pipeline_end_to_end_and_skips_finished_stages(tmp_path, capsys):
         "analysis_before/analysis.json",
         "segmenter/model/config.json",
         "eval_test.json",
+        "eval_val.json",
         "analysis/frequency_vs_iou.png",
         "summary.md",
         "generator/model/config.json",
@@ -49,6 +53,8 @@ def test_demo_pipeline_end_to_end_and_skips_finished_stages(tmp_path, capsys):
         "experiment/runs/synthetic_recomposed/a1_s0/result.json",
     ):
         assert (out / name).is_file(), name
+    assert json.loads((out / "eval_val.json").read_text())["split"] == "val"  # recomposition aims by val IoU
+    assert not (out / "holdout").exists()  # the data has a val split: nothing is carved from train
     summary = (out / "summary.md").read_text()
     assert "Gain of synthetic data" in summary and "synthetic_recomposed" in summary
     arms = {json.loads(line)["arm"] for line in (out / "experiment" / "results.jsonl").read_text().splitlines()}
@@ -61,7 +67,7 @@ def test_demo_pipeline_end_to_end_and_skips_finished_stages(tmp_path, capsys):
     assert main(args) == 0  # a second run skips every stage
     assert (out / "segmenter" / "model" / "model.safetensors").stat().st_mtime == mtime
     log_text = (out / "log.txt").read_text()
-    assert "real_aug/a0_s0: reusing the real-data segmenter" in log_text
+    assert "real_aug/a0_s0: reusing" in log_text
     assert "[skip] train segmenter" in log_text and "[skip] train generator" in log_text
 
 
@@ -90,6 +96,13 @@ def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
     (tmp_path / "ds").mkdir()
     assert main(["check-data", str(tmp_path / "ds")]) == 1
     assert "unknown dataset layout" in capsys.readouterr().out
+
+
+def test_python_dash_m_and_the_console_script_run_this_main():
+    (script,) = importlib.metadata.entry_points(group="console_scripts", name="synthlabel")
+    assert script.load() is main
+    done = subprocess.run([sys.executable, "-m", "synthlabel", "--help"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "cls-experiment" in done.stdout and "check-data" in done.stdout
 
 
 def test_dry_run_prints_resolved_config(capsys):

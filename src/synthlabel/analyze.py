@@ -7,6 +7,7 @@ from pathlib import Path
 
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.data.datasets import list_splits, open_dataset
+from synthlabel.downstream.workflow import evaluate_segmenter
 from synthlabel.eval.distribution import (
     analyze_distribution,
     distribution_markdown,
@@ -48,8 +49,6 @@ def analyze(
     if metrics_json is not None:
         iou = json.loads(Path(metrics_json).read_text())["per_class_iou"]
     elif model_dir is not None:
-        from synthlabel.downstream.workflow import evaluate_segmenter
-
         iou = evaluate_segmenter(model_dir, data_path, eval_split, layout, class_map=class_map)["per_class_iou"]
     reference = reference_split or ("train" if "train" in stats else next(iter(stats)))
     analysis = analyze_distribution(stats, names, iou, reference_split=reference)

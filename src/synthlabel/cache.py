@@ -112,3 +112,51 @@ def write_record(path: str | Path, key: str, record: Mapping) -> dict:
     out = {"fingerprint": key, **{k: v for k, v in record.items() if k != "fingerprint"}}
     atomic_write_text(Path(path), json.dumps(out, indent=1))
     return out
+
+
+class Ledger:
+    """The fingerprints of a chain's stages, in one JSON file (`<out>/stages.json`): a stage is skipped when it
+    finished under the same key and its outputs exist; under another key its outputs are removed and it re-runs;
+    under the same key but unfinished it resumes. Keys include the keys of the stages a stage reads from, so a
+    change flows downstream and nowhere else."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.entries: dict[str, dict] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        except json.JSONDecodeError:
+            self.entries = {}  # a torn ledger costs a re-run, never a wrong reuse
+
+    def done(self, name: str, key: str, *outputs: Path) -> bool:
+        entry = self.entries.get(name) or {}
+        return entry.get("key") == key and bool(entry.get("done")) and all(Path(p).exists() for p in outputs)
+
+    def begin(self, name: str, key: str, *outputs: Path) -> bool:
+        """Mark `name` as started under `key`; True when an unfinished run of the same key may be resumed, else
+        its outputs (of another key, or of unknown origin) are removed first."""
+        if (self.entries.get(name) or {}).get("key") == key:
+            return True
+        for path in map(Path, outputs):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        self._record(name, key, done=False)
+        return False
+
+    def finish(self, name: str, key: str) -> None:
+        self._record(name, key, done=True)
+
+    def _record(self, name: str, key: str, done: bool) -> None:
+        self.entries[name] = {"key": key, "done": done}
+        atomic_write_text(self.path, json.dumps(self.entries, indent=1))
+
+
+def dataset_identity(path: str | Path, keep: str | Path | None = None) -> str | None:
+    """Fingerprint of what a synthesized dataset holds (its manifest, which names every sample's generator hash,
+    map hash and seed) and of the keep list that filters it; None for a dataset without a manifest."""
+    manifest = Path(path) / "manifest.jsonl"
+    if not manifest.is_file():
+        return None
+    kept = Path(keep).read_text() if keep is not None and Path(keep).is_file() else None
+    return fingerprint(manifest.read_text(), kept)

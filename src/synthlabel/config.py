@@ -35,10 +35,15 @@ class DataConfig(Strict):
 
 
 class SegModelConfig(Strict):
+    """The downstream segmenter, by registered name, and its constructor arguments."""
+
     name: str = "unet"
     width: int = Field(32, ge=4)
     depth: int = Field(4, ge=2, le=6)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    # batch: statistics of each process's share of the batch under torchrun on CPU (no SyncBatchNorm there);
+    # group / instance: independent of the batch, so any number of processes trains the same model
+    norm: Literal["batch", "instance", "group"] = "batch"
 
 
 class AugmentConfig(Strict):
@@ -335,11 +340,25 @@ class GenStageConfig(Strict):
     conditions: tuple[str, ...] | None = None
 
 
+class HoldoutConfig(Strict):
+    """The validation part `synthlabel run` carves from train when the data has no validation split: a seeded
+    permutation picks max(min_images, round(fraction x N)) of the N train images; they leave the training set (a
+    low-shot `data.subset` is then drawn from the rest). Listed in <out>/holdout/ and named in the resolved config
+    as split files (`data.val_split: train@<out>/holdout/val.txt`)."""
+
+    fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    min_images: int = Field(2, ge=1)
+    seed: int = 0
+
+
 class PipelineConfig(Strict):
     """`synthlabel run`: the whole chain for one experiment. Stages whose outputs exist are skipped.
 
     Without `generator` it stops after the real-data segmenter and its analysis; with it, it goes on: generator ->
-    class bank -> recomposed maps -> synthesis -> fidelity filter -> experiment (mix, train, evaluate) -> report."""
+    class bank -> recomposed maps -> synthesis -> fidelity filter -> experiment (mix, train, evaluate) -> report.
+    Everything that steers (segmenter validation, recomposition targets, filter reference, arm selection) uses the
+    validation split; without one (data.val_split missing or null), `holdout` carves it from train before any
+    training. The test split (`eval_split`) is only reported."""
 
     out: str = "runs/demo"
     demo: DemoConfig | None = None  # set: generate the demo data into <out>/data and train on it
@@ -347,6 +366,7 @@ class PipelineConfig(Strict):
     model: SegModelConfig = Field(default_factory=SegModelConfig)
     train: SegTrainConfig = Field(default_factory=SegTrainConfig)
     eval_split: str = "test"
+    holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
     generator: GenStageConfig | None = None
     synth: SynthStageConfig = Field(default_factory=SynthStageConfig)
     experiment: ExperimentStageConfig = Field(default_factory=ExperimentStageConfig)

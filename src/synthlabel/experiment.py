@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from synthlabel.cache import claim, fingerprint, read_record, stamp, write_record
+from synthlabel.cache import claim, dataset_identity, fingerprint, read_record, stamp, write_record
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ArmConfig, ExperimentConfig, SegConfig, build_config, to_dict
 from synthlabel.downstream.workflow import evaluate_segmenter, open_split, select_subset, train_segmenter
@@ -101,10 +101,12 @@ def _evaluate(cfg: ExperimentConfig, model_dir: Path, run_dir: Path) -> dict:
 
 
 def run_key(cfg: ExperimentConfig, seg_cfg: SegConfig) -> str:
-    """Fingerprint of everything a run's result depends on: its segmenter config and how it is evaluated."""
+    """Fingerprint of everything a run's result depends on: its segmenter config, what its synthetic sources hold
+    (a source re-rendered at the same path is another source) and how it is evaluated."""
     synthetic_test = to_dict(cfg.synthetic_test) if cfg.synthetic_test else None
     evaluation = {"split": cfg.eval_split, "synthetic_test": synthetic_test}
-    return fingerprint(to_dict(seg_cfg), evaluation)
+    sources = [dataset_identity(s.path, s.keep) for s in seg_cfg.mix.sources]
+    return fingerprint(to_dict(seg_cfg), evaluation, sources)
 
 
 def run_one(cfg: ExperimentConfig, spec: RunSpec, run_dir: Path, num_real: int) -> dict:

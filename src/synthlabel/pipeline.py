@@ -1,31 +1,61 @@
 """The whole chain for one experiment, as stages that skip themselves when their outputs exist:
-data (demo) -> analyze -> real-data segmenter -> evaluate -> analyze with IoU, and with a generator configured:
--> train generator -> class bank -> recompose -> synthesize -> fidelity filter -> experiment (mix, train, evaluate)
--> gain report."""
+data (demo, validation split) -> analyze -> real-data segmenter -> evaluate -> analyze with IoU, and with a generator:
+-> train generator -> class bank -> recompose -> synthesize -> fidelity filter -> experiment -> gain report."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import yaml
 
 from synthlabel.analyze import analyze
+from synthlabel.cache import Ledger, fingerprint
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ExperimentConfig, PipelineConfig, build_config, to_dict
-from synthlabel.downstream.workflow import evaluate_segmenter, open_split, select_subset, train_segmenter
+from synthlabel.data.datasets import SegDataset, has_split
+from synthlabel.data.subset import carve_validation
+from synthlabel.data.toy import make_demo_dataset
+from synthlabel.downstream.workflow import (
+    evaluate_segmenter,
+    fidelity_report,
+    open_split,
+    select_subset,
+    train_segmenter,
+)
 from synthlabel.eval.segmentation import metrics_markdown
+from synthlabel.experiment import RunSpec, adopt_run, num_real_images, run_experiment
+from synthlabel.generators.workflow import train_generator
 from synthlabel.runs import log, setup_logging
+from synthlabel.synth.class_bank import ClassBank
+from synthlabel.synth.filters import filter_samples
+from synthlabel.synth.recompose import Recomposed, recompose_dataset
+from synthlabel.synth.synthesize import SynthesizeConfig, synthesize_from_config
+from synthlabel.synth.targets import Targets, read_iou
 
 
-def _stage(name: str, done: Path) -> bool:
-    if done.exists():
-        log.info("[skip] %s: %s exists", name, done)
-        return False
-    log.info("[run] %s", name)
-    return True
+class Chain:
+    """One `synthlabel run`: its resolved config, output folder and stage ledger (`<out>/stages.json`). Each stage's
+    key is the fingerprint of its own settings and of the keys of the stages it reads, so a config change re-runs
+    the stages it reaches and nothing else."""
+
+    def __init__(self, cfg: PipelineConfig, out: Path):
+        self.cfg, self.out = cfg, out
+        self.ledger = Ledger(out / "stages.json")
+        self.keys: dict[str, str] = {}
+
+    def stage(self, name: str, key: str, outputs: list[Path], run) -> str:
+        """Run `run(resume)` unless `name` finished under `key` with its outputs present; returns the key."""
+        self.keys[name] = key
+        if self.ledger.done(name, key, *outputs):
+            log.info("[skip] %s: done with these settings", name)
+            return key
+        resume = self.ledger.begin(name, key, *outputs)
+        log.info("[run] %s%s", name, " (resuming)" if resume else "")
+        run(resume)
+        self.ledger.finish(name, key)
+        return key
 
 
 def run_pipeline(cfg: PipelineConfig) -> Path:
@@ -33,106 +63,153 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     setup_logging(out / "log.txt", role="chain")
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     start = time.monotonic()
-    if cfg.demo is not None:
-        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": str(out / "data")})})
-        if _stage("demo data", out / "data"):
-            from synthlabel.data.toy import make_demo_dataset
-
-            d = cfg.demo
-            make_demo_dataset(out / "data", d.n_train, d.n_val, d.n_test, d.size, d.seed, paired=d.paired)
-    eval_json = real_baseline(cfg, out)
+    cfg = prepare_data(cfg, out)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    chain = Chain(cfg, out)
+    chain.keys["data"] = fingerprint(to_dict(cfg.data), to_dict(cfg.demo) if cfg.demo else None)
+    eval_json = real_baseline(chain)
     report = None
     if cfg.generator is not None:
-        synth_dirs = synthetic_data(cfg, out)
-        report = run_gain_experiment(cfg, out, synth_dirs)
+        report = run_gain_experiment(chain, synthetic_data(chain))
     return write_summary(out, json.loads(eval_json.read_text()), time.monotonic() - start, report)
 
 
-def real_baseline(cfg: PipelineConfig, out: Path) -> Path:
-    """Analyze, train the real-data segmenter, evaluate it, analyze frequency vs IoU; returns the eval JSON."""
-    data = cfg.data
-    if _stage("analyze (label distribution)", out / "analysis_before" / "analysis.json"):
-        analyze(data.path, out / "analysis_before", data.layout, data.class_map)
-    seg_dir = out / "segmenter"
-    if _stage("train segmenter", seg_dir / "val_metrics.json" if data.val_split else seg_dir / "done"):
-        train_segmenter(cfg.seg_config(), seg_dir, resume=(seg_dir / "config.yaml").exists())
-        (seg_dir / "done").touch()
-    eval_json = out / f"eval_{cfg.eval_split}.json"
-    if _stage(f"evaluate on {cfg.eval_split}", eval_json):
-        evaluate_segmenter(
-            seg_dir / "model", data.path, cfg.eval_split, data.layout, class_map=data.class_map, out=eval_json
+def prepare_data(cfg: PipelineConfig, out: Path) -> PipelineConfig:
+    """Write the demo data when configured and settle the validation split, before any training: the configured
+    one, else one carved from train (`cfg.holdout`). Returns the resolved config every stage runs with."""
+    if cfg.demo is not None:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": str(out / "data")})})
+        d = cfg.demo
+        Chain(cfg, out).stage(
+            "demo data",
+            fingerprint(to_dict(d)),
+            [out / "data"],
+            lambda _: make_demo_dataset(out / "data", d.n_train, d.n_val, d.n_test, d.size, d.seed, paired=d.paired),
         )
-    if _stage("analyze (frequency vs IoU)", out / "analysis" / "analysis.json"):
-        analyze(data.path, out / "analysis", data.layout, data.class_map, metrics_json=eval_json)
+    data = cfg.data
+    open_split(data, cfg.eval_split)  # a missing test split fails now, not after hours of training
+    if data.val_split and has_split(data.path, data.val_split, data.layout):
+        return cfg
+    h, train = cfg.holdout, open_split(data, data.train_split)
+    train_split, val_split = carve_validation(train, out / "holdout", h.fraction, h.min_images, h.seed)
+    why = f"no '{data.val_split}' split in {data.path}" if data.val_split else "data.val_split is null"
+    n = len(open_split(data, val_split))
+    log.info("%s: %d of the %d train images (seed %d) validate instead: %s", why, n, len(train), h.seed, val_split)
+    return cfg.model_copy(update={"data": data.model_copy(update={"train_split": train_split, "val_split": val_split})})
+
+
+def evaluate(chain: Chain, split: str, name: str) -> Path:
+    """The real-data segmenter's metrics on `split`, written to eval_<name>.json."""
+    path, d = chain.out / f"eval_{name}.json", chain.cfg.data
+    model = chain.out / "segmenter" / "model"
+    chain.stage(
+        f"evaluate on {name}",
+        fingerprint(chain.keys["train segmenter"], split),
+        [path],
+        lambda _: evaluate_segmenter(model, d.path, split, d.layout, class_map=d.class_map, out=path),
+    )
+    return path
+
+
+def real_baseline(chain: Chain) -> Path:
+    """Analyze, train the real-data segmenter, evaluate it, analyze frequency vs IoU; returns the test eval JSON."""
+    cfg, out, data = chain.cfg, chain.out, chain.cfg.data
+    before, after, seg_dir = out / "analysis_before", out / "analysis", out / "segmenter"
+    chain.stage(
+        "analyze (label distribution)",
+        fingerprint("analyze", chain.keys["data"]),
+        [before],
+        lambda _: analyze(data.path, before, data.layout, data.class_map),
+    )
+    seg_cfg = cfg.seg_config()
+    chain.stage(
+        "train segmenter",
+        fingerprint(to_dict(seg_cfg), chain.keys["data"]),
+        [seg_dir],
+        lambda resume: train_segmenter(seg_cfg, seg_dir, resume=resume and (seg_dir / "config.yaml").exists()),
+    )
+    eval_json = evaluate(chain, cfg.eval_split, cfg.eval_split)
+    chain.stage(
+        "analyze (frequency vs IoU)",
+        fingerprint(chain.keys[f"evaluate on {cfg.eval_split}"]),
+        [after],
+        lambda _: analyze(data.path, after, data.layout, data.class_map, metrics_json=eval_json),
+    )
     return eval_json
 
 
-def synthetic_data(cfg: PipelineConfig, out: Path) -> dict[str, Path]:
+def synthetic_data(chain: Chain) -> dict[str, Path]:
     """Generator, class bank, recomposed maps, both synthetic sets and their filters; returns {maps kind: dir}."""
-    from synthlabel.generators.workflow import train_generator
-
-    gen_dir = out / "generator"
-    if _stage("train generator", gen_dir / "done"):
-        train_generator(cfg.gen_config(), gen_dir, resume=(gen_dir / "config.yaml").exists())
-        (gen_dir / "done").touch()
+    cfg, out = chain.cfg, chain.out
+    gen_dir, gen_cfg = out / "generator", cfg.gen_config()
+    chain.stage(
+        "train generator",
+        fingerprint(to_dict(gen_cfg), chain.keys["data"]),
+        [gen_dir],
+        lambda resume: train_generator(gen_cfg, gen_dir, resume=resume and (gen_dir / "config.yaml").exists()),
+    )
     train = select_subset(open_split(cfg.data, cfg.data.train_split), cfg.data)
     dirs = {}
     for kind in ("original", "recomposed"):
-        synth_dir = out / f"synth_{kind}"
-        if _stage(f"synthesize ({kind} label maps)", synth_dir / "done"):
-            _synthesize(cfg, out, train, kind, synth_dir)
-            (synth_dir / "done").touch()
-        if _stage(f"filter ({kind})", synth_dir / "keep.txt"):
-            _filter(cfg, out, synth_dir)
-        dirs[kind] = synth_dir
+        dirs[kind] = synth_dir = out / f"synth_{kind}"
+        maps_key = recompose_key(chain, train) if kind == "recomposed" else "original"
+        s = {k: v for k, v in to_dict(cfg.synth).items() if k != "keep_fraction"}
+        key = chain.stage(
+            f"synthesize ({kind} label maps)",
+            fingerprint(chain.keys["train generator"], s, maps_key),
+            [synth_dir],
+            lambda _, kind=kind, synth_dir=synth_dir: synthesize(chain, train, kind, synth_dir),
+        )
+        chain.stage(
+            f"filter ({kind})",
+            fingerprint(key, chain.keys["train segmenter"], cfg.synth.keep_fraction, cfg.data.val_split),
+            [synth_dir / "keep.txt", synth_dir / "fidelity.json"],
+            lambda _, synth_dir=synth_dir: filter_by_fidelity(chain, synth_dir),
+        )
     return dirs
 
 
-def _synthesize(cfg: PipelineConfig, out: Path, train, kind: str, synth_dir: Path) -> None:
-    from synthlabel.synth.synthesize import label_sources_from_dataset, label_sources_from_recomposed, synthesize
-
-    s = cfg.synth
-    sources = label_sources_from_dataset(train)
-    if kind == "recomposed":
-        sources = label_sources_from_recomposed(_recompose(cfg, out, train), train)
-    synthesize(out / "generator" / "model", sources, synth_dir, list(s.conditions), s.k, s.seed, train.layout)
+def synthesize(chain: Chain, train: SegDataset, kind: str, synth_dir: Path) -> None:
+    """Render the training label maps (`original`) or maps recomposed from them with the trained generator."""
+    s, out = chain.cfg.synth, chain.out
+    options = {"maps": kind, "conditions": list(s.conditions), "k": s.k, "seed": s.seed, "layout": train.layout}
+    synth = SynthesizeConfig(generator=str(out / "generator" / "model"), **options)
+    synthesize_from_config(synth, train, synth_dir, recompose(chain, train) if kind == "recomposed" else None)
 
 
-def _recompose(cfg: PipelineConfig, out: Path, train):
-    """Maps aimed at the classes the real-data segmenter misses (1 - IoU on val, never test), or fixed shares."""
-    from synthlabel.synth.class_bank import ClassBank
-    from synthlabel.synth.recompose import recompose
-    from synthlabel.synth.targets import Targets
+def recompose_key(chain: Chain, train: SegDataset) -> str:
+    """Key of the recomposed maps: the class bank (built here as its own stage) and what steers the targets."""
+    r, bank = chain.cfg.synth.recompose, chain.out / "bank"
+    bank_key = chain.stage(
+        "class bank",
+        fingerprint(chain.keys["data"], r.min_area),
+        [bank],
+        lambda _: ClassBank.from_dataset(train, None, r.min_area).save(bank),
+    )
+    steer = "fixed" if r.min_fraction else fingerprint(chain.keys["train segmenter"], chain.cfg.data.val_split)
+    return fingerprint(bank_key, to_dict(r), steer)
 
+
+def recompose(chain: Chain, train: SegDataset) -> list[Recomposed]:
+    """Maps aimed at the classes the real-data segmenter misses (1 - IoU on the validation split), or fixed shares."""
+    cfg, out = chain.cfg, chain.out
     r, spec = cfg.synth.recompose, train.out_spec
-    bank_dir = out / "bank"
-    if _stage("class bank", bank_dir / "bank.json"):
-        ClassBank.from_dataset(train, None, r.min_area).save(bank_dir)
-    bank = ClassBank.load(bank_dir)
     if r.min_fraction:
         targets = Targets.min_fraction(r.min_fraction, spec)
     else:
-        val = out / "segmenter" / "val_metrics.json"
-        iou = json.loads((val if val.is_file() else out / f"eval_{cfg.eval_split}.json").read_text())["per_class_iou"]
-        targets = Targets.from_iou(iou, spec, r.boost)
-    maps = [train.read_label(i) for i in range(len(train))]
-    n_out = max(1, round(r.maps_per_real * len(maps)))
-    made = recompose(maps, bank, targets, rng_seed=r.seed, n_out=n_out, mix_prob=r.mix_prob)
-    atomic_write_text(out / "bank" / "recomposed_ops.jsonl", "".join(json.dumps(m.ops) + "\n" for m in made))
-    return made
+        targets = Targets.from_iou(read_iou(evaluate(chain, cfg.data.val_split, "val")), spec, r.boost)
+    n_out = max(1, round(r.maps_per_real * len(train)))
+    ops_file = out / "bank" / "recomposed_ops.jsonl"
+    return recompose_dataset(train, ClassBank.load(out / "bank"), targets, n_out, r.seed, r.mix_prob, ops_file)
 
 
-def _filter(cfg: PipelineConfig, out: Path, synth_dir: Path) -> None:
-    """Per-sample label fidelity by the real-data segmenter, then keep the best `keep_fraction` of the renders."""
-    from synthlabel.eval.generator_metrics import fidelity_report
-    from synthlabel.synth.filters import filter_samples
-
-    d = cfg.data
-    real_split = d.val_split or cfg.eval_split
-    real = open_split(d, real_split)
-    report = fidelity_report(out / "segmenter" / "model", synth_dir, real, out=synth_dir / "fidelity.json")
+def filter_by_fidelity(chain: Chain, synth_dir: Path) -> None:
+    """Per-sample label fidelity by the real-data segmenter (the validation split is the real reference), then keep
+    the best `keep_fraction` of the renders."""
+    cfg = chain.cfg
+    real = open_split(cfg.data, cfg.data.val_split)
+    report = fidelity_report(chain.out / "segmenter" / "model", synth_dir, real, out=synth_dir / "fidelity.json")
     log.info("label fidelity of %s: %.3f", synth_dir.name, report["fidelity"] or 0.0)
     filter_samples(synth_dir, report["per_sample"], keep_fraction=cfg.synth.keep_fraction)
 
@@ -162,33 +239,13 @@ def experiment_config(cfg: PipelineConfig, out: Path, synth_dirs: dict[str, Path
     return build_config(ExperimentConfig, data, source="pipeline experiment")
 
 
-def reuse_real_segmenter(cfg: PipelineConfig, out: Path, exp: ExperimentConfig) -> None:
-    """The real-data segmenter is the experiment's real_aug run of its seed when their configs agree: copy it there
-    (the experiment then only evaluates it) instead of training the same model twice."""
-    from synthlabel.experiment import RunSpec, arm_seg_config
-
-    spec = RunSpec(exp.arms[0], 0.0, cfg.train.seed)
-    target = Path(exp.out) / "runs" / spec.key
-    same = to_dict(arm_seg_config(exp, spec, num_real=0)) == to_dict(cfg.seg_config())
-    if (
-        spec.seed not in exp.seeds
-        or target.exists()
-        or not same
-        or not (out / "segmenter" / "train_state.pt").is_file()
-    ):
-        return
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(out / "segmenter", tmp)
-    tmp.rename(target)
-    log.info("experiment %s: reusing the real-data segmenter", spec.key)
-
-
-def run_gain_experiment(cfg: PipelineConfig, out: Path, synth_dirs: dict[str, Path]) -> Path:
-    from synthlabel.experiment import run_experiment
-
-    exp = experiment_config(cfg, out, synth_dirs)
-    reuse_real_segmenter(cfg, out, exp)
+def run_gain_experiment(chain: Chain, synth_dirs: dict[str, Path]) -> Path:
+    """The experiment (its runs are cached by their own fingerprints); the real-data segmenter is adopted as the
+    real_aug run of its seed when the configs agree, instead of training the same model twice."""
+    exp = experiment_config(chain.cfg, chain.out, synth_dirs)
+    spec = RunSpec(exp.arms[0], 0.0, chain.cfg.train.seed)
+    if spec.seed in exp.seeds:
+        adopt_run(exp, spec, chain.out / "segmenter", num_real_images(exp))
     return run_experiment(exp)
 
 

@@ -36,9 +36,7 @@ class Registry:
 
 
 SEGMENTERS = Registry("segmenter")
+# Every kind of generator and discriminator (label map -> image, class -> image); each declares its `conditioning`.
 GENERATORS = Registry("generator")
 DISCRIMINATORS = Registry("discriminator")
-# Image classification (synthlabel.cls): classifiers and class -> image GAN families (generator + discriminator).
-CLASSIFIERS = Registry("classifier")
-CLASS_GENERATORS = Registry("class generator")
-CLASS_DISCRIMINATORS = Registry("class discriminator")
+CLASSIFIERS = Registry("classifier")  # image classification (synthlabel.cls)

@@ -105,7 +105,7 @@ def environment(device: torch.device | str | None = None) -> dict:
 class Run:
     """A run directory: `config.yaml` (resolved, written first), `env.json`, `log.txt`, `metrics.jsonl`."""
 
-    def __init__(self, path: str | Path, config: dict | None = None, resume: bool = False):
+    def __init__(self, path: str | Path, config: dict | None = None, resume: bool = False, log_file: bool = True):
         self.path = Path(path)
         if self.path.exists() and any(self.path.iterdir()) and not resume and (self.path / "config.yaml").exists():
             raise ConfigError(
@@ -116,7 +116,8 @@ class Run:
             check_resume(self.path, config)  # before anything is written: the dir keeps describing its model
         if config is not None:
             atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-        setup_logging(self.path / "log.txt")
+        if log_file:  # off for a run nested in a study, whose log.txt must keep the log
+            setup_logging(self.path / "log.txt")
 
     def write_env(self, device=None) -> None:
         atomic_write_text(self.path / "env.json", json.dumps(environment(device), indent=1))

@@ -1,5 +1,6 @@
-"""Classifier training with generated images: mixed batches hold their fraction, alternating batches alternate,
-classic augmentation keeps images in range, and the accuracy curve is taken every k epochs."""
+"""Classifier training with generated images: mixed batches hold their fraction, alternate batches alternate (the
+segmenter's mixing sampler with fixed counts), classic augmentation keeps images in range, and the accuracy curve is
+taken every k epochs."""
 
 from __future__ import annotations
 
@@ -8,49 +9,59 @@ import torch
 
 from synthlabel.cls.config import ClassicAugmentConfig, ClassifierConfig
 from synthlabel.cls.data import noise_images
-from synthlabel.cls.train import BatchComposer, classic_augment, generated_count, train_classifier
+from synthlabel.cls.train import ClassBatches, batch_sampler, classic_augment, train_classifier
 from synthlabel.errors import ConfigError
+from synthlabel.train.batch import step_generator
 
 
 def _synthetic(blob_set):
     return noise_images(10, blob_set.num_classes, 1, blob_set.image_size, 0.0, 0.5, seed=1)
 
 
+def _batch(sampler, step: int, seed: int = 0):
+    """(float images, labels, generated [B] bool) of a step, as the trainer draws it."""
+    images, labels = ClassBatches(sampler)(step, step_generator(seed, step))
+    generated = torch.tensor([s != 0 for s, _ in sampler.draw(step, step_generator(seed, step))])
+    return images, labels, generated
+
+
 @pytest.mark.parametrize("fraction, expected", [(0.25, 4), (0.5, 8), (0.4, 6)])
 def test_mixed_batches_hold_their_generated_fraction(blob_set, fraction, expected):
-    composer = BatchComposer(blob_set, _synthetic(blob_set), 16, "mixed", fraction, seed=0)
+    sampler = batch_sampler(blob_set, _synthetic(blob_set), 16, 12, "mixed", fraction)
     for step in range(12):
-        images, labels, generated = composer.batch(step)
+        images, labels, generated = _batch(sampler, step)
         assert images.shape == (16, 1, 8, 8) and int(generated.sum()) == expected
         # generated rows really come from the synthetic set: noise images are not the real blobs
         real_rows = images[~generated]
         assert all(any(torch.equal(r, x) for x in blob_set.as_float()) for r in real_rows)
 
 
-def test_alternating_batches_alternate(blob_set):
-    composer = BatchComposer(blob_set, _synthetic(blob_set), 8, "alternating", 0.5, seed=0)
+def test_alternate_batches_alternate(blob_set):
+    sampler = batch_sampler(blob_set, _synthetic(blob_set), 8, 10, "alternate", 0.5)
     kinds = []
     for step in range(10):
-        _, _, generated = composer.batch(step)
+        _, _, generated = _batch(sampler, step)
         assert generated.all() or not generated.any()
         kinds.append(bool(generated.all()))
     assert kinds == [False, True] * 5
 
 
-def test_alternating_share_follows_fraction():
-    share = [generated_count(s, "alternating", 0.25, 8) for s in range(100)]
+def test_alternate_share_follows_fraction(blob_set):
+    alternate = batch_sampler(blob_set, _synthetic(blob_set), 8, 100, "alternate", 0.25)
+    share = [alternate.synthetic_count(s, step_generator(0, s)) for s in range(100)]
     assert sum(1 for n in share if n) == 25 and max(share) == 8
-    assert [generated_count(s, "mixed", 0.25, 8) for s in range(3)] == [2, 2, 2]
-    with pytest.raises(ConfigError, match="unknown batch mode"):
-        generated_count(0, "interleaved", 0.5, 8)
+    mixed = batch_sampler(blob_set, _synthetic(blob_set), 8, 100, "mixed", 0.25)
+    assert [mixed.synthetic_count(s, step_generator(0, s)) for s in range(3)] == [2, 2, 2]
+    with pytest.raises(ConfigError, match="mode"):
+        batch_sampler(blob_set, None, 8, 100, "interleaved", 0.5)
 
 
 def test_no_synthetic_means_all_real_and_batches_are_reproducible(blob_set):
-    a = BatchComposer(blob_set, None, 8, "mixed", 0.5, seed=3)
-    b = BatchComposer(blob_set, None, 8, "mixed", 0.5, seed=3)
-    images, labels, generated = a.batch(5)
+    a = batch_sampler(blob_set, None, 8, 10, "mixed", 0.5)
+    b = batch_sampler(blob_set, None, 8, 10, "mixed", 0.5)
+    images, labels, generated = _batch(a, 5, seed=3)
     assert not generated.any()
-    assert torch.equal(images, b.batch(5)[0]) and not torch.equal(images, a.batch(6)[0])
+    assert torch.equal(images, _batch(b, 5, seed=3)[0]) and not torch.equal(images, _batch(a, 6, seed=3)[0])
 
 
 def test_classic_augment_moves_pixels_but_keeps_range(blob_set):

@@ -6,6 +6,7 @@ from PIL import Image
 
 from synthlabel.data import toy
 from synthlabel.data.classes import ClassSpec
+from synthlabel.data.datasets import list_splits
 from synthlabel.data.toy import DEMO_CLASSES, DEMO_CONDITIONS, demo_spec, make_demo_dataset, render, sample_scene
 from synthlabel.errors import DataError
 
@@ -111,6 +112,11 @@ def test_make_demo_dataset_writes_camvid_layout(tmp_path):
 def test_condition_weights_pick_conditions(tmp_path):
     root = make_demo_dataset(tmp_path / "d", 4, 0, 0, size=SMALL, conditions=("day", "night"), condition_weights=(0, 1))
     assert {r["condition"] for r in _meta(root)} == {"night"}
+
+
+def test_a_split_of_zero_images_is_left_out(tmp_path):
+    root = make_demo_dataset(tmp_path / "d", n_train=3, n_val=0, n_test=1, size=SMALL)
+    assert list_splits(root) == ["train", "test"] and not (root / "val").exists()
 
 
 def test_paired_mode_writes_every_condition_per_scene(tmp_path):

@@ -60,6 +60,24 @@ def test_pretrain_mode_uses_extra_sources_first():
     assert synthetic == [i < 30 for i in range(100)]
 
 
+@pytest.mark.parametrize("fraction,batch,expected", [(0.25, 8, 2), (0.3, 8, 2), (0.5, 6, 3), (0.4, 16, 6)])
+def test_fixed_counts_hold_round_fraction_times_batch_in_every_batch(fraction, batch, expected):
+    """The classification study's rule: the same count every batch, and with one extra source the draw is the
+    plain uniform draw of real then synthetic indices (no source draw)."""
+    sampler = MixedSampler(sources(), MixConfig(fraction=fraction), batch, 50, seed=0, counts="fixed")
+    for step, picks in enumerate(draw_all(sampler, 50)):
+        assert sum(s != 0 for s, _ in picks) == expected
+        g = torch.Generator().manual_seed(1000 + step)
+        real = torch.randint(20, (batch - expected,), generator=g).tolist()
+        assert picks == [(0, i) for i in real] + [(1, i) for i in torch.randint(30, (expected,), generator=g).tolist()]
+
+
+def test_fixed_counts_split_over_sources_by_weight():
+    sampler = MixedSampler(sources(2, weights=(3.0, 1.0)), MixConfig(fraction=0.5), 16, 10, seed=0, counts="fixed")
+    for picks in draw_all(sampler, 10):
+        assert torch.bincount(torch.tensor([s for s, _ in picks]), minlength=3).tolist() == [8, 6, 2]
+
+
 def test_source_weights_split_the_synthetic_share():
     srcs = sources(2, weights=(3.0, 1.0))
     picks = draw_all(MixedSampler(srcs, MixConfig(fraction=0.5), 8, 1000, seed=0), 1000)

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from synthlabel.config import SegConfig, build_config, to_dict
-from synthlabel.downstream.segmenter import build_segmenter, class_weights, load_segmenter, save_segmenter
+from synthlabel.downstream.segmenter import (
+    build_segmenter,
+    class_weights,
+    load_segmenter,
+    model_kwargs,
+    save_segmenter,
+)
 from synthlabel.downstream.workflow import evaluate_segmenter, train_segmenter
 from synthlabel.errors import DataError
 from synthlabel.registry import SEGMENTERS
@@ -34,6 +40,19 @@ def test_segmenter_contract(name, tmp_path):
     torch.manual_seed(1)
     b = build_segmenter(name, num_classes=5, width=8, depth=3)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize("norm,layer", [("batch", torch.nn.BatchNorm2d), ("instance", torch.nn.InstanceNorm2d),
+                                        ("group", torch.nn.GroupNorm)])  # fmt: skip
+def test_unet_norm_option_is_built_and_saved(norm, layer, tmp_path):
+    from synthlabel.data.classes import ClassInfo, ClassSpec
+
+    cfg = build_config(SegConfig, {"model": {"width": 8, "depth": 3, "norm": norm}})
+    model = build_segmenter("unet", 3, **model_kwargs(cfg))
+    assert any(isinstance(m, layer) for m in model.modules())
+    spec = ClassSpec(tuple(ClassInfo(i, f"c{i}", (i, i, i)) for i in range(3)))
+    loaded, meta = load_segmenter(save_segmenter(tmp_path / "m", model, cfg, spec, None))
+    assert meta["config"]["norm"] == norm and any(isinstance(m, layer) for m in loaded.modules())
 
 
 def test_class_weights_favor_rare_classes_and_average_one():

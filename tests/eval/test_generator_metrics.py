@@ -16,13 +16,13 @@ from synthlabel.config import SegConfig, SegModelConfig
 from synthlabel.data.toy import demo_spec, make_demo_dataset
 from synthlabel.device import Precision
 from synthlabel.downstream.segmenter import build_segmenter, save_segmenter
+from synthlabel.downstream.workflow import fidelity_report
 from synthlabel.eval.generator_metrics import (
     ConditionClassifier,
     ConditionClassifierConfig,
     condition_fidelity,
     condition_report,
     diversity,
-    fidelity_report,
     label_fidelity,
     memorization,
     per_sample_fidelity,

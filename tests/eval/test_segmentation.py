@@ -13,7 +13,7 @@ from synthlabel.eval.segmentation import (
     metrics_from_confusion,
     metrics_markdown,
 )
-from synthlabel.report.tables import fmt_mean_std, fmt_pct, markdown_table
+from synthlabel.tables import fmt_mean_std, fmt_pct, markdown_table
 
 # rows = GT, cols = prediction. Class "sky" is only predicted (once), class "boat" appears nowhere.
 CM = np.array(

@@ -1,28 +1,68 @@
-"""Registry contract for every generator and discriminator: registering a model is enough to have it tested.
+"""Registry contract for every generator and discriminator, of every kind: registering a model is enough to have it
+tested. Inputs are built from what the network declares in `conditioning` (label map, condition, class, noise).
 
-Shapes, finite outputs, gradients to every parameter, save -> load -> identical output, determinism under a seed,
-bf16 autocast + channels_last numerics, and (where the model has them) noise and condition that change the image.
+Shapes, range, finite outputs, gradients to every parameter, save -> load -> identical output (through the one
+generator loader), determinism under a seed, bf16 autocast + channels_last numerics, and every declared input
+changing the output.
 """
 
 import pytest
 import torch
 
-from synthlabel.checkpoint import load_weights, read_model_config, save_model
-from synthlabel.generators.common import one_hot
+from synthlabel.checkpoint import load_weights, save_model
+from synthlabel.generators.common import INPUTS, forward_kwargs
+from synthlabel.generators.io import load_generator, save_generator
+from synthlabel.nn.labels import one_hot
 from synthlabel.registry import DISCRIMINATORS, GENERATORS
 
-K, C, B, SIZE, IGNORE = 4, 3, 2, (32, 48), 255
-G_KW = {"num_classes": K, "num_conditions": C, "width": 8, "image_size": list(SIZE)}  # as read back from JSON
-D_KW = {"num_classes": K, "num_conditions": C, "width": 8}
+K, C, SIZE, IGNORE = 4, 3, (32, 48), 255  # label map -> image: classes, conditions, size
+CLASS_K, CLASS_SIZE = 3, (8, 8)  # class -> image: classes, size (one channel)
 
 
-def label_batch(seed: int = 0) -> torch.Tensor:
+def is_class(name: str, registry=GENERATORS) -> bool:
+    return "class" in registry.get(name).conditioning
+
+
+def generator_kwargs(name: str) -> dict:
+    """Constructor kwargs as read back from JSON, by what the generator is conditioned on."""
+    if is_class(name):
+        return {"num_classes": CLASS_K, "channels": 1, "image_size": list(CLASS_SIZE), "width": 4, "z_dim": 8}
+    return {"num_classes": K, "num_conditions": C, "width": 8, "image_size": list(SIZE)}
+
+
+def discriminator_kwargs(name: str) -> dict:
+    if is_class(name, DISCRIMINATORS):
+        return {"num_classes": CLASS_K, "channels": 1, "image_size": list(CLASS_SIZE), "width": 4}
+    return {"num_classes": K, "num_conditions": C, "width": 8}
+
+
+def label_batch(seed: int = 0, batch: int = 2) -> torch.Tensor:
     """[B, H, W] ids: 4x4 blocks of classes 0..K-1 with some ignore pixels."""
     g = torch.Generator().manual_seed(seed)
-    blocks = torch.randint(0, K, (B, SIZE[0] // 4, SIZE[1] // 4), generator=g)
+    blocks = torch.randint(0, K, (batch, SIZE[0] // 4, SIZE[1] // 4), generator=g)
     labels = blocks.repeat_interleave(4, 1).repeat_interleave(4, 2)
     labels[:, :2, :5] = IGNORE
     return labels
+
+
+def inputs(net: torch.nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
+    """What `net` declares, keyed by conditioning name: 2 label-map samples, or 6 class samples (balanced, as in
+    training, since batch norm sees them)."""
+    batch = 6 if "class" in net.conditioning else 2
+    made = {
+        "label_map": lambda: one_hot(label_batch(seed, batch), K, IGNORE),
+        "condition": lambda: torch.tensor([0, 2]),
+        "class": lambda: torch.arange(batch) % CLASS_K,
+        "noise": lambda: torch.randn(batch, net.z_dim, generator=torch.Generator().manual_seed(seed)),
+    }
+    return {what: made[what]() for what in net.conditioning}
+
+
+def image_for(net: torch.nn.Module, given: dict) -> torch.Tensor:
+    """A real-looking image batch for a discriminator."""
+    batch = len(next(iter(given.values())))
+    channels, size = (1, CLASS_SIZE) if "class" in net.conditioning else (3, SIZE)
+    return torch.rand(batch, channels, *size, generator=torch.Generator().manual_seed(3)) * 2 - 1
 
 
 def flat(output) -> list[torch.Tensor]:
@@ -50,32 +90,37 @@ def assert_all_params_get_grads(net: torch.nn.Module) -> None:
         assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, f"{name} got a zero/non-finite gradient"
 
 
-def inputs(seed: int = 0):
-    labels = label_batch(seed)
-    z = torch.randn(B, 64, generator=torch.Generator().manual_seed(seed))
-    return one_hot(labels, K, IGNORE), z, torch.tensor([0, 2])
-
-
 def make_generator(name: str, seed: int = 0):
     torch.manual_seed(seed)
-    return GENERATORS.create(name, **G_KW)
+    return GENERATORS.create(name, **generator_kwargs(name))
 
 
 def make_discriminator(name: str, seed: int = 0):
     torch.manual_seed(seed)
-    return DISCRIMINATORS.create(name, **D_KW)
+    return DISCRIMINATORS.create(name, **discriminator_kwargs(name))
 
 
-def run_generator(net, onehot, z, condition):
-    return net(onehot, z[:, : net.z_dim], condition)
+def run(net, given: dict, image: torch.Tensor | None = None):
+    kwargs = forward_kwargs(net, given)
+    return net(**kwargs) if image is None else net(image, **kwargs)
+
+
+@pytest.mark.parametrize("registry", [GENERATORS, DISCRIMINATORS], ids=["generators", "discriminators"])
+def test_every_network_declares_its_interface(registry):
+    for name in registry.names():
+        net = registry.get(name)
+        assert net.conditioning and set(net.conditioning) <= set(INPUTS), name
+    for name in GENERATORS.names():
+        G = make_generator(name)
+        assert G.z_dim >= 0 and len(G.image_size) == 2 and G.channels in (1, 3) and G.num_classes > 0, name
 
 
 @pytest.mark.parametrize("name", GENERATORS.names())
 def test_generator_shapes_range_and_backward(name):
     G = make_generator(name)
-    onehot, z, cond = inputs()
-    y = run_generator(G, onehot, z, cond)
-    assert y.shape == (B, 3, *SIZE) and torch.isfinite(y).all()
+    given = inputs(G)
+    y = run(G, given)
+    assert y.shape == (len(next(iter(given.values()))), G.channels, *G.image_size) and torch.isfinite(y).all()
     assert y.min() >= -1 and y.max() <= 1 and y.std() > 1e-3
     weighted_sum(y).backward()
     assert_all_params_get_grads(G)
@@ -84,14 +129,15 @@ def test_generator_shapes_range_and_backward(name):
 @pytest.mark.parametrize("name", GENERATORS.names())
 def test_generator_save_load_gives_identical_output(name, tmp_path):
     G = make_generator(name)
+    given = inputs(G)
+    run(G, given)  # a train-mode pass moves batch-norm statistics: they must be saved too
     G.eval()
-    onehot, z, cond = inputs()
-    save_model(tmp_path / "g", name, G_KW, {"G": G})
-    meta = read_model_config(tmp_path / "g")
+    save_generator(tmp_path / "g", name, generator_kwargs(name), G)
     torch.manual_seed(99)  # a different init, so equality below comes from the loaded weights
-    loaded = load_weights(tmp_path / "g", "G", GENERATORS.create(meta["name"], **meta["config"])).eval()
+    loaded, meta = load_generator(tmp_path / "g")
+    assert meta["name"] == name and not loaded.training
     with torch.no_grad():
-        assert torch.equal(run_generator(loaded, onehot, z, cond), run_generator(G, onehot, z, cond))
+        assert torch.equal(run(loaded, given), run(G, given))
 
 
 @pytest.mark.parametrize("name", GENERATORS.names())
@@ -99,51 +145,61 @@ def test_generator_deterministic_under_seed(name):
     a, b, other = make_generator(name, 1), make_generator(name, 1), make_generator(name, 2)
     assert same(a.state_dict().values(), b.state_dict().values())
     assert not same(a.state_dict().values(), other.state_dict().values())
-    onehot, z, cond = inputs()
+    given = inputs(a)
     with torch.no_grad():
-        assert torch.equal(run_generator(a.eval(), onehot, z, cond), run_generator(b.eval(), onehot, z, cond))
+        assert torch.equal(run(a.eval(), given), run(b.eval(), given))
+
+
+def changed(what: str, given: dict) -> list[dict]:
+    """Variants of `given` that differ in input `what` only."""
+    if what == "label_map":
+        return [{**given, what: one_hot(label_batch(5, len(given[what])), K, IGNORE)}]
+    if what == "condition":
+        return [{**given, what: (given[what] + 1) % C}, {**given, what: None}]
+    if what == "class":
+        return [{**given, what: (given[what] + 1) % CLASS_K}]
+    return [{**given, what: torch.randn(given[what].shape, generator=torch.Generator().manual_seed(7))}]
 
 
 @pytest.mark.parametrize("name", GENERATORS.names())
-def test_generator_uses_label_map_condition_and_noise(name):
+def test_generator_uses_every_declared_input(name):
     G = make_generator(name).eval()
-    onehot, z, cond = inputs()
+    given = inputs(G)
     with torch.no_grad():
-        base = run_generator(G, onehot, z, cond)
-        other_labels = run_generator(G, one_hot(label_batch(seed=5), K, IGNORE), z, cond)
-        other_condition = run_generator(G, onehot, z, (cond + 1) % C)
-        no_condition = run_generator(G, onehot, z, None)
-    for changed in (other_labels, other_condition, no_condition):
-        assert (changed - base).abs().mean() > 1e-3
-    if G.z_dim == 0:
-        pytest.skip(f"{name} has no noise input by default (z_dim=0)")
-    with torch.no_grad():
-        other_z = G(onehot, torch.randn(B, G.z_dim, generator=torch.Generator().manual_seed(7)), cond)
-    assert (other_z - base).abs().mean() > 1e-3
+        base = run(G, given)
+        for what in G.conditioning:
+            if what == "noise" and G.z_dim == 0:
+                continue  # pix2pix has no noise input by default (z_dim=0)
+            for variant in changed(what, given):
+                assert (run(G, variant) - base).abs().mean() > 1e-3, what
 
 
 @pytest.mark.parametrize("name", GENERATORS.names())
 def test_generator_bf16_channels_last_close_to_fp32(name):
     G = make_generator(name).eval()
-    onehot, z, cond = inputs()
+    given = inputs(G)
     with torch.no_grad():
-        ref = run_generator(G, onehot, z, cond)
+        ref = run(G, given)
         G = G.to(memory_format=torch.channels_last)
+        if "label_map" in given:
+            given["label_map"] = given["label_map"].contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            y = run_generator(G, onehot.to(memory_format=torch.channels_last), z, cond)
+            y = run(G, given)
     assert torch.isfinite(y).all() and (y.float() - ref).abs().mean() < 0.05
 
 
 @pytest.mark.parametrize("name", DISCRIMINATORS.names())
 def test_discriminator_shapes_and_backward(name):
     D = make_discriminator(name)
-    onehot, _, cond = inputs()
-    image = torch.rand(B, 3, *SIZE) * 2 - 1
-    out = D(image, onehot, cond)
+    given = inputs(D)
+    image = image_for(D, given)
+    out = run(D, given, image)
     tensors = flat(out)
-    assert tensors and all(t.shape[0] == B and torch.isfinite(t).all() for t in tensors)
+    assert tensors and all(t.shape[0] == len(image) and torch.isfinite(t).all() for t in tensors)
     if D.kind == "segmentation":
-        assert out.shape == (B, K + 1, *SIZE)
+        assert out.shape == (len(image), K + 1, *SIZE)
+    elif D.kind == "logit":
+        assert out.shape == (len(image),)
     else:
         assert D.kind == "patch" and all(scale[-1].shape[1] == 1 for scale in out)
     weighted_sum(out).backward()
@@ -151,25 +207,26 @@ def test_discriminator_shapes_and_backward(name):
 
 
 @pytest.mark.parametrize("name", DISCRIMINATORS.names())
-def test_discriminator_save_load_gives_identical_output(name, tmp_path):
+def test_discriminator_save_load_and_condition(name, tmp_path):
     D = make_discriminator(name)
-    onehot, _, cond = inputs()
-    image = torch.rand(B, 3, *SIZE) * 2 - 1
-    D(image, onehot, cond)  # a train-mode pass moves spectral-norm vectors: they must be saved too
+    given = inputs(D)
+    image = image_for(D, given)
+    run(D, given, image)  # a train-mode pass moves spectral-norm vectors and batch-norm statistics: saved too
     D.eval()
-    save_model(tmp_path / "d", name, D_KW, {"D": D})
-    meta = read_model_config(tmp_path / "d")
-    torch.manual_seed(99)
-    loaded = load_weights(tmp_path / "d", "D", DISCRIMINATORS.create(meta["name"], **meta["config"])).eval()
+    save_model(tmp_path / "d", name, discriminator_kwargs(name), {"D": D})
+    loaded = load_weights(tmp_path / "d", "D", make_discriminator(name, seed=9)).eval()
     with torch.no_grad():
-        assert same(flat(loaded(image, onehot, cond)), flat(D(image, onehot, cond)))
+        assert same(flat(run(loaded, given, image)), flat(run(D, given, image)))
+        for what in set(D.conditioning) & {"condition", "class"}:  # OASIS's label map is its target, not input
+            variant = changed(what, given)[0]
+            assert not same(flat(run(D, variant, image)), flat(run(D, given, image))), what
 
 
 @pytest.mark.parametrize("name", DISCRIMINATORS.names())
 def test_discriminator_deterministic_under_seed(name):
     a, b = make_discriminator(name, 1), make_discriminator(name, 1)
     assert same(a.state_dict().values(), b.state_dict().values())
-    onehot, _, cond = inputs()
-    image = torch.rand(B, 3, *SIZE) * 2 - 1
+    given = inputs(a)
+    image = image_for(a, given)
     with torch.no_grad():
-        assert same(flat(a(image, onehot, cond)), flat(b(image, onehot, cond)))
+        assert same(flat(run(a, given, image)), flat(run(b, given, image)))

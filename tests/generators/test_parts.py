@@ -1,15 +1,19 @@
-"""Parts of the generator families: one-hot, SPADE norm and block, pix2pix noise, PatchGAN and OASIS specifics."""
+"""Parts of the generator families: one-hot, SPADE norm and block, pix2pix noise, PatchGAN and OASIS specifics,
+dcgan's independent per-class networks, class labels checked by the class -> image families."""
 
 import pytest
 import torch
 from torch import nn
 
 from synthlabel.errors import DataError
-from synthlabel.generators.common import one_hot
-from synthlabel.generators.discriminators import MultiScalePatchGAN, OASISDiscriminator, class_balanced_cross_entropy
+from synthlabel.generators import conditioned_on
+from synthlabel.generators.dcgan import PerClassGenerator
+from synthlabel.generators.discriminators import MultiScalePatchGAN, OASISDiscriminator
 from synthlabel.generators.pix2pix import Pix2PixGenerator
 from synthlabel.generators.spade import SPADEGenerator
+from synthlabel.nn.labels import one_hot
 from synthlabel.nn.spade import SPADE, SPADEResBlock, resize_segmap
+from synthlabel.registry import GENERATORS
 
 
 def test_one_hot_zeroes_ignore_pixels_and_rejects_unknown_ids():
@@ -124,15 +128,27 @@ def test_oasis_sees_the_image_and_condition_not_the_label_map():
         assert not torch.allclose(out, D(image, seg_a, torch.tensor([1, 0])))
 
 
-def test_class_balanced_cross_entropy_gives_each_present_class_equal_weight():
-    target = torch.zeros(1, 10, 10, dtype=torch.long)
-    target[0, :1] = 1  # class 1: 10 % of the pixels, class 2 absent
-    target[0, 9, :5] = 255
-    logits = torch.zeros(1, 4, 10, 10)
-    logits[:, 0] = 2.0  # confident class 0 everywhere: right on class 0, wrong on class 1
-    ce = torch.nn.functional.cross_entropy(logits, target.clamp(max=3), reduction="none")[0]
-    ce0, ce1 = ce[5, 5], ce[0, 0]
-    balanced = class_balanced_cross_entropy(logits, target, ignore_index=255)
-    assert balanced == pytest.approx(float(ce0 + ce1) / 2, rel=1e-5)
-    plain = class_balanced_cross_entropy(logits, target, ignore_index=255, balance=False)
-    assert plain == pytest.approx(float(ce0 * 85 + ce1 * 10) / 95, rel=1e-5)  # ignore pixels left out
+def test_per_class_generators_are_independent():
+    """dcgan's class k output depends on class k's weights only (channel groups never mix)."""
+    torch.manual_seed(0)
+    G = PerClassGenerator(3, 1, (8, 8), width=4, z_dim=8)
+    labels = torch.arange(3).repeat(2)
+    out = G(torch.randn(6, 8), labels)
+    out[labels == 1].sum().backward()
+    k_channels = G.project.weight.shape[0] // 3
+    grads = G.project.weight.grad
+    assert grads[k_channels : 2 * k_channels].abs().sum() > 0
+    assert grads[:k_channels].abs().sum() == 0 and grads[2 * k_channels :].abs().sum() == 0
+
+
+@pytest.mark.parametrize("name", conditioned_on(GENERATORS, "class"))
+def test_class_generators_take_unbalanced_labels_and_reject_bad_ones(name):
+    torch.manual_seed(0)
+    G = GENERATORS.create(name, num_classes=3, channels=1, image_size=(8, 8), width=4, z_dim=8).eval()
+    z = torch.randn(4, 8)
+    with torch.no_grad():
+        alone = G(z[:1], torch.tensor([2]))
+        mixed = G(z, torch.tensor([2, 2, 0, 2]))
+    assert mixed.shape == (4, 1, 8, 8) and torch.allclose(mixed[0], alone[0], atol=1e-6)  # eval: per-sample
+    with pytest.raises(ValueError, match="labels must be in"):
+        G(z, torch.tensor([0, 1, 2, 3]))

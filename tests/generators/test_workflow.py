@@ -1,5 +1,5 @@
 """The generator stage: `train_generator` writes a rebuildable model, sample grids and metrics; data and config
-errors leave nothing behind; `render` is deterministic per seed."""
+errors leave nothing behind; `render` (the one sampling function) is deterministic per seed for every kind."""
 
 import json
 
@@ -13,8 +13,10 @@ from synthlabel.config import GenConfig, build_config
 from synthlabel.data.toy import DEMO_CONDITIONS, demo_spec, make_demo_dataset
 from synthlabel.downstream.workflow import load_training_data
 from synthlabel.errors import ConfigError, DataError
+from synthlabel.generators import conditioned_on
 from synthlabel.generators.io import generator_spec, load_generator
-from synthlabel.generators.workflow import render, train_generator
+from synthlabel.generators.sampling import render, seeded_noise
+from synthlabel.generators.workflow import train_generator
 from synthlabel.registry import GENERATORS
 
 SIZE = (32, 48)
@@ -77,7 +79,8 @@ def test_train_generator_writes_model_samples_and_metrics(demo, tmp_path):
     assert np.array_equal(grid[:h, w + 2 : 2 * w + 2], train.images[0].permute(1, 2, 0).numpy())
     labels = train.labels[:1]
     condition = torch.tensor([DEMO_CONDITIONS.index(train.meta[0]["condition"])])
-    fake = render(generator, labels, spec, condition, [cfg.train.seed * 7919])
+    z = seeded_noise(generator.z_dim, [cfg.train.seed * 7919])
+    fake = render(generator, z, labels, condition, ignore_index=spec.ignore_index).images
     expected = fake.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
     assert np.abs(grid[:h, 2 * (w + 2) : 3 * w + 4].astype(int) - expected).max() <= 1
 
@@ -91,10 +94,21 @@ def test_data_and_config_errors_leave_no_run_dir(demo, tmp_path):
         train_generator(tiny(demo, extra=["model.discriminator.options.num_scales=3"]), tmp_path / "run")
     with pytest.raises(ConfigError, match="unknown generator"):
         train_generator(tiny(demo, extra=["model.name=nope"]), tmp_path / "run")
+    with pytest.raises(ConfigError, match="model.name 'dcgan' is not conditioned on label maps"):
+        train_generator(tiny(demo, extra=["model.name=dcgan"]), tmp_path / "run")
+    with pytest.raises(ConfigError, match="model.discriminator.name 'cgan' is not conditioned on label maps"):
+        train_generator(tiny(demo, extra=["model.discriminator.name=cgan"]), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("name", GENERATORS.names())
+def render_seeded(generator, labels, spec, condition, seeds):
+    z = seeded_noise(generator.z_dim, seeds)
+    out = render(generator, z, labels, condition, ignore_index=spec.ignore_index)
+    assert torch.equal(out.label_maps, labels)  # a label-map generator's samples keep their input maps
+    return out.images
+
+
+@pytest.mark.parametrize("name", conditioned_on(GENERATORS, "label_map"))
 def test_render_is_deterministic_per_seed(name):
     spec = demo_spec()
     torch.manual_seed(0)
@@ -105,15 +119,49 @@ def test_render_is_deterministic_per_seed(name):
     blocks = torch.randint(0, spec.num_classes, (2, 8, 12), generator=torch.Generator().manual_seed(1))
     labels = blocks.repeat_interleave(4, 1).repeat_interleave(4, 2)
     rng = torch.get_rng_state()
-    a = render(generator, labels[[0, 0, 0]], spec, torch.tensor([1, 1, 1]), [5, 5, 6])
+    a = render_seeded(generator, labels[[0, 0, 0]], spec, torch.tensor([1, 1, 1]), [5, 5, 6])
     assert torch.equal(rng, torch.get_rng_state()) and generator.training  # no global RNG use, mode restored
     assert a.shape == (3, 3, *SIZE) and a.abs().max() <= 1
     assert torch.equal(a[0], a[1]) and not torch.allclose(a[0], a[2], atol=1e-3)
-    assert torch.equal(a, render(generator, labels[[0, 0, 0]], spec, torch.tensor([1, 1, 1]), [5, 5, 6]))
-    alone = render(generator, labels[[0]], spec, torch.tensor([1]), [6])  # independent of the batch
+    assert torch.equal(a, render_seeded(generator, labels[[0, 0, 0]], spec, torch.tensor([1, 1, 1]), [5, 5, 6]))
+    alone = render_seeded(generator, labels[[0]], spec, torch.tensor([1]), [6])  # independent of the batch
     assert torch.allclose(alone[0], a[2], atol=1e-5)
-    mixed = render(generator, labels, spec, torch.tensor([2, -1]), [3, 4])  # -1 = unknown condition
-    assert torch.allclose(mixed[0], render(generator, labels[:1], spec, torch.tensor([2]), [3])[0], atol=1e-5)
-    assert torch.allclose(mixed[1], render(generator, labels[1:], spec, None, [4])[0], atol=1e-5)
-    with pytest.raises(ValueError, match="one seed per label map"):
-        render(generator, labels, spec, None, [1])
+    mixed = render_seeded(generator, labels, spec, torch.tensor([2, -1]), [3, 4])  # -1 = unknown condition
+    assert torch.allclose(mixed[0], render_seeded(generator, labels[:1], spec, torch.tensor([2]), [3])[0], atol=1e-5)
+    assert torch.allclose(mixed[1], render_seeded(generator, labels[1:], spec, None, [4])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="one z per sample"):
+        render(generator, seeded_noise(generator.z_dim, [1]), labels)
+
+
+@pytest.mark.parametrize("name", conditioned_on(GENERATORS, "class"))
+def test_render_class_generators_in_any_chunks(name):
+    torch.manual_seed(0)
+    G = GENERATORS.create(name, num_classes=3, channels=1, image_size=(8, 8), width=4, z_dim=8).train()
+    z, labels = seeded_noise(8, range(7)), torch.tensor([0, 1, 2, 0, 1, 2, 2])
+    whole = render(G, z, labels=labels)
+    assert whole.images.shape == (7, 1, 8, 8) and whole.label_maps is None and G.training
+    assert torch.allclose(render(G, z, labels=labels, batch_size=2).images, whole.images, atol=1e-6)
+    with pytest.raises(ValueError, match="missing"):
+        render(G, z)  # a class generator needs its classes
+
+
+class MapMaker(torch.nn.Module):
+    """A generator that makes its own label maps (conditioned on noise only): image and map from the sign of z."""
+
+    conditioning, z_dim, image_size, channels, num_classes = ("noise",), 2, (4, 4), 3, 2
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, z: torch.Tensor):
+        ids = (z[:, :1, None] > 0).long().expand(-1, 4, 4)  # [B, H, W]
+        return (ids[:, None].float() * self.scale).expand(-1, 3, -1, -1), ids
+
+
+def test_render_returns_the_label_maps_a_generator_makes():
+    z = seeded_noise(2, range(5))
+    out = render(MapMaker(), z, batch_size=2)
+    assert out.images.shape == (5, 3, 4, 4) and out.label_maps.shape == (5, 4, 4)
+    assert torch.equal(out.label_maps[:, 0, 0], (z[:, 0] > 0).long())
+    assert torch.equal(out.images[:, 0].long(), out.label_maps)

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from synthlabel.data.datasets import open_dataset
 from synthlabel.data.toy import CAR, PEDESTRIAN, POLE, ROAD, SIDEWALK, SKY
 from synthlabel.errors import ConfigError, DataError
 from synthlabel.eval.distribution import label_statistics
@@ -18,6 +19,7 @@ from synthlabel.synth.recompose import (
     mix_maps,
     occlusion_depth,
     recompose,
+    recompose_dataset,
 )
 from synthlabel.synth.targets import Targets
 
@@ -166,6 +168,19 @@ def test_determinism_and_ops(demo_maps, demo_bank, raised, spec):
             segment = demo_bank.segments(op["class_id"])[op["segment_index"]]
             assert op["class"] == spec.names[op["class_id"]] and op["segment"]["bbox"] == list(segment.bbox)
             assert op["pixels"] > 0 and op["scale"] > 0
+
+
+def test_recompose_dataset_recomposes_the_split_maps_in_record_order(demo_root, tmp_path):
+    ds = open_dataset(demo_root, "train")
+    bank = ClassBank.from_dataset(ds)
+    targets = Targets.from_iou({name: 0.5 for name in ds.out_spec.names}, ds.out_spec, 0.1)
+    made = recompose_dataset(ds, bank, targets, n_out=5, seed=3, mix_prob=0.5, ops_file=tmp_path / "ops.jsonl")
+    direct = recompose([ds.read_label(i) for i in range(len(ds))], bank, targets, 3, n_out=5, mix_prob=0.5)
+    assert len(made) == 5 and any(m.ops for m in made)
+    for a, b in zip(made, direct, strict=True):
+        np.testing.assert_array_equal(a.label_map, b.label_map)
+        assert (a.ops, a.source) == (b.ops, b.source)
+    assert [json.loads(line) for line in (tmp_path / "ops.jsonl").read_text().splitlines()] == [m.ops for m in made]
 
 
 def test_mix_maps_keeps_ids_of_its_inputs(demo_maps):

@@ -156,6 +156,10 @@ def test_other_settings_into_the_same_folder_or_unknown_conditions_are_errors(ge
     bad = [LabelSource(np.full(SIZE, 9, np.int64), "bad.png")]
     with pytest.raises(DataError, match="bad.png"):
         run(generator_dir, bad, tmp_path / "y")
+    kwargs = {"num_classes": 3, "channels": 1, "image_size": [8, 8], "width": 4, "z_dim": 8}
+    class_gen = save_generator(tmp_path / "cgan", "cgan", kwargs, GENERATORS.create("cgan", **kwargs))
+    with pytest.raises(DataError, match="not on label maps"):
+        run(class_gen, sources, tmp_path / "y")
     assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from synthlabel.generators.common import one_hot
+from synthlabel.nn.labels import one_hot
 from synthlabel.train.augment import DiffAugment
 
 K, IGNORE, SIZE = 4, 255, (32, 48)

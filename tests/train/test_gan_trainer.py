@@ -1,5 +1,6 @@
-"""GANTrainer: batches as a pure function of (seed, step) with paired flips, every registered generator x
-discriminator trains, ADA's p adapts and is checkpointed, exact resume, condition resolution and its errors."""
+"""The adversarial trainer on label map -> image GANs: batches as a pure function of (seed, step) with paired flips,
+every registered label-map generator x discriminator trains, ADA's p adapts and is checkpointed, exact resume,
+condition resolution and its errors."""
 
 import json
 
@@ -10,10 +11,11 @@ from synthlabel.config import GenConfig, build_config, to_dict
 from synthlabel.data.classes import ClassInfo, ClassSpec
 from synthlabel.data.sample import TensorSet, to_uint8
 from synthlabel.errors import DataError
-from synthlabel.generators.workflow import train_generator
+from synthlabel.generators import conditioned_on
+from synthlabel.generators.workflow import condition_indices, label_trainer, resolve_conditions, train_generator
 from synthlabel.registry import DISCRIMINATORS, GENERATORS
 from synthlabel.runs import Run
-from synthlabel.train.gan_trainer import GANTrainer, condition_indices, resolve_conditions
+from synthlabel.train.gan_trainer import GANTrainer
 
 K, SIZE = 3, (32, 48)
 SPEC = ClassSpec(tuple(ClassInfo(i, f"c{i}", (60 * i, 0, 0)) for i in range(K)))
@@ -44,7 +46,7 @@ def tiny_set(n: int = 4, conditions: tuple[str, ...] = ()) -> TensorSet:
 def make_trainer(path, overrides=(), data=None, conditions=(), resume=False) -> GANTrainer:
     cfg = build_config(GenConfig, {}, TINY + list(overrides))
     run = Run(path, to_dict(cfg), resume=resume)
-    return GANTrainer(cfg, data if data is not None else tiny_set(), SPEC, conditions, run)
+    return label_trainer(cfg, data if data is not None else tiny_set(), SPEC, conditions, path, run)
 
 
 def test_batch_is_pure_function_of_seed_and_step_with_paired_flips(tmp_path):
@@ -57,7 +59,7 @@ def test_batch_is_pure_function_of_seed_and_step_with_paired_flips(tmp_path):
     assert not torch.equal(a.z, trainer.batch(4).z)
     other_seed = make_trainer(tmp_path / "b", ["train.seed=1"])
     assert not torch.equal(a.z, other_seed.batch(3).z)
-    data = trainer.train_set
+    data = trainer.task.train_set
     flipped = unflipped = 0
     for step in range(12):
         batch = trainer.batch(step)
@@ -71,8 +73,8 @@ def test_batch_is_pure_function_of_seed_and_step_with_paired_flips(tmp_path):
     assert all(torch.equal(no_flip.batch(s).label_map, data.labels[no_flip.batch(s).indices]) for s in range(12))
 
 
-@pytest.mark.parametrize("discriminator", DISCRIMINATORS.names())
-@pytest.mark.parametrize("generator", GENERATORS.names())
+@pytest.mark.parametrize("discriminator", conditioned_on(DISCRIMINATORS, "label_map"))
+@pytest.mark.parametrize("generator", conditioned_on(GENERATORS, "label_map"))
 def test_every_generator_and_discriminator_trains(generator, discriminator, tmp_path):
     overrides = [f"model.name={generator}", f"model.discriminator.name={discriminator}"]
     overrides += ["train.r1_gamma=1.0", "train.r1_interval=2"]
@@ -96,7 +98,7 @@ def test_ada_p_adapts_and_is_checkpointed(tmp_path):
     for step in range(3):
         trainer.train_step(step)
     trainer.step = 3
-    trainer.save()
+    trainer.checkpoint()
     p = trainer.ada_p
     assert abs(p - 0.5) == pytest.approx(0.1) or abs(p - 0.5) == pytest.approx(0.3)  # three moves of +-0.1
     state = torch.load(trainer.state_path, weights_only=True)

@@ -1,12 +1,15 @@
-"""Adversarial losses, feature matching, OASIS losses, R1, and the Gmain/Dmain/Dreg phases on every discriminator."""
+"""Adversarial losses, feature matching, OASIS losses, R1, and the Gmain/Dmain/Dreg phases of every kind of GAN on
+every registered discriminator of that kind."""
 
 import pytest
 import torch
 
-from synthlabel.generators.common import one_hot
+from synthlabel.generators import conditioned_on
+from synthlabel.nn.labels import one_hot
 from synthlabel.registry import DISCRIMINATORS, GENERATORS
 from synthlabel.train import losses
 from synthlabel.train.augment import DiffAugment
+from synthlabel.train.batch import GANBatch
 
 K, IGNORE, SIZE = 3, 255, (32, 48)
 
@@ -60,6 +63,20 @@ def test_oasis_losses_reward_the_right_classes():
     assert losses.oasis_d_loss(fake_class, right, torch.where(target == IGNORE, K, target), K) > 5
 
 
+def test_class_balanced_cross_entropy_gives_each_present_class_equal_weight():
+    target = torch.zeros(1, 10, 10, dtype=torch.long)
+    target[0, :1] = 1  # class 1: 10 % of the pixels, class 2 absent
+    target[0, 9, :5] = 255
+    logits = torch.zeros(1, 4, 10, 10)
+    logits[:, 0] = 2.0  # confident class 0 everywhere: right on class 0, wrong on class 1
+    ce = torch.nn.functional.cross_entropy(logits, target.clamp(max=3), reduction="none")[0]
+    ce0, ce1 = ce[5, 5], ce[0, 0]
+    balanced = losses.class_balanced_cross_entropy(logits, target, ignore_index=255)
+    assert balanced == pytest.approx(float(ce0 + ce1) / 2, rel=1e-5)
+    plain = losses.class_balanced_cross_entropy(logits, target, ignore_index=255, balance=False)
+    assert plain == pytest.approx(float(ce0 * 85 + ce1 * 10) / 95, rel=1e-5)  # ignore pixels left out
+
+
 def test_realness_sign_for_both_output_kinds():
     patch = [[torch.zeros(2, 4, 3, 3), torch.tensor([1.0, -1.0]).view(2, 1, 1, 1).expand(2, 1, 3, 3)]]
     assert losses.realness(patch).tolist() == [1.0, -1.0]
@@ -91,28 +108,66 @@ def batch():
     torch.manual_seed(1)
     label_map = torch.randint(0, K, (2, *SIZE))
     label_map[:, :3] = IGNORE
-    return torch.rand(2, 3, *SIZE) * 2 - 1, label_map, torch.tensor([0, 1])
+    return GANBatch(torch.rand(2, 3, *SIZE) * 2 - 1, torch.randn(2, 8), label_map, torch.tensor([0, 1]))
 
 
-@pytest.mark.parametrize("d_name", DISCRIMINATORS.names())
+@pytest.mark.parametrize("d_name", conditioned_on(DISCRIMINATORS, "label_map"))
 def test_phases_train_the_right_network(d_name):
     G, D = tiny_pair(d_name)
-    loss = losses.GANLoss(G, D, K, IGNORE, augment=DiffAugment(ignore_index=IGNORE), r1_gamma=1.0, r1_interval=4)
-    real, label_map, cond = batch()
-    g, stats = loss.g_main(real, label_map, cond)
+    augment = DiffAugment(ignore_index=IGNORE)
+    loss = losses.LabelImageLoss(G, D, K, IGNORE, augment=augment, r1_gamma=1.0, r1_interval=4)
+    assert loss.phases(8) == ["Dmain", "Dreg", "Gmain"] and loss.phases(9) == ["Dmain", "Gmain"]
+    g, stats = loss("Gmain", batch())
     g.backward()
     assert all(p.grad is not None for p in G.parameters()) and torch.isfinite(g)
-    assert ("G/fm" in stats) == (D.kind == "patch")
+    assert ("G/fm" in stats) == (D.kind == "patch") and stats["G/loss"] == pytest.approx(g.item())
     G.zero_grad(set_to_none=True)
     D.zero_grad(set_to_none=True)
-    d, stats = loss.d_main(real, label_map, cond)
+    d, stats = loss("Dmain", batch())
     d.backward()
     assert all(p.grad is None for p in G.parameters())  # fake is detached in Dmain
     assert all(p.grad is not None for p in D.parameters()) and torch.isfinite(d)
     assert -1 <= stats["D/real_sign"] <= 1
     D.zero_grad(set_to_none=True)
     assert loss.wants_reg(8) and not loss.wants_reg(9)
-    r, stats = loss.d_reg(real, label_map, cond)
+    r, stats = loss("Dreg", batch())
     r.backward()
     assert stats["D/r1"] > 0 and r.item() == pytest.approx(stats["D/r1"] * 0.5 * 4, rel=1e-4)
     assert sum(float(p.grad.abs().sum()) for p in D.parameters() if p.grad is not None) > 0
+
+
+def test_augment_params_are_drawn_for_the_global_batch_and_sliced():
+    """A rank's rows get the parameters a single process would give them (same draws, same RNG state after)."""
+    G, D = tiny_pair("patchgan")
+    loss = losses.LabelImageLoss(G, D, K, IGNORE, augment=DiffAugment(p=0.5, ignore_index=IGNORE))
+    whole = batch()
+    torch.manual_seed(5)
+    full = loss.augment_params(whole, whole.real)
+    state = torch.get_rng_state()
+    torch.manual_seed(5)
+    part = whole.local(slice(1, 2), torch.device("cpu"))
+    mine = loss.augment_params(part, part.real)
+    assert part.global_size == 2 and len(part) == 1 and torch.equal(state, torch.get_rng_state())
+    for name in ("brightness", "saturation", "contrast", "translation", "cutout"):
+        assert torch.equal(getattr(mine, name), getattr(full, name)[1:2]), name
+
+
+@pytest.mark.parametrize("family", conditioned_on(GENERATORS, "class"))
+def test_class_image_phases_train_the_right_network(family):
+    torch.manual_seed(0)
+    kw = {"num_classes": 3, "channels": 1, "image_size": (8, 8), "width": 4}
+    G, D = GENERATORS.create(family, z_dim=8, **kw), DISCRIMINATORS.create(family, **kw)
+    loss = losses.ClassImageLoss(G, D, DiffAugment(("translation", "cutout")), adversarial="nonsat")
+    labels = torch.arange(3).repeat(2)
+    b = GANBatch(torch.rand(6, 1, 8, 8) * 2 - 1, torch.randn(6, 8), labels=labels)
+    assert loss.phases(0) == ["Dmain", "Gmain"]  # no R1
+    d, stats = loss("Dmain", b)
+    d.backward()
+    assert all(p.grad is None for p in G.parameters()) and all(p.grad is not None for p in D.parameters())
+    assert -1 <= stats["D/real_sign"] <= 1 and stats["D/loss"] == pytest.approx(d.item())
+    D.zero_grad(set_to_none=True)
+    g, stats = loss("Gmain", b)
+    g.backward()
+    assert all(p.grad is not None for p in G.parameters()) and torch.isfinite(g) and "G/loss" in stats
+    with pytest.raises(ValueError, match="no phase 'Dreg'"):
+        loss("Dreg", b)

@@ -3,17 +3,15 @@ class-conditional GANs, classifier training with generated images, objective gen
 
 from __future__ import annotations
 
+from synthlabel.cls import models  # noqa: F401  (registers the classifiers)
+from synthlabel.generators import conditioned_on
+from synthlabel.registry import CLASSIFIERS, GENERATORS
+
 
 def families() -> list[str]:
-    """Registered class -> image GAN families (importing their modules registers them)."""
-    from synthlabel.cls import cgan, dcgan  # noqa: F401
-    from synthlabel.registry import CLASS_GENERATORS
-
-    return CLASS_GENERATORS.names()
+    """Registered class -> image GAN families: the generators conditioned on a class."""
+    return conditioned_on(GENERATORS, "class")
 
 
 def classifiers() -> list[str]:
-    from synthlabel.cls import models  # noqa: F401
-    from synthlabel.registry import CLASSIFIERS
-
     return CLASSIFIERS.names()

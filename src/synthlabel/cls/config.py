@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from synthlabel.config import Strict
+from synthlabel.generators import conditioned_on
+from synthlabel.registry import GENERATORS
 
 BUILTIN_SETS = ("mnist5k", "digits")
 
@@ -112,11 +114,12 @@ class ClassifierConfig(Strict):
 
 class ArmConfig(Strict):
     """One way of training the classifier. source: "real" (the baseline: real images only), "noise" (the
-    published noise images) or a GAN family. mixed: every batch holds `fraction` generated images; alternating:
-    whole batches of generated images at a share of `fraction` of the steps (0.5 = real, generated, real, ...)."""
+    published noise images) or a GAN family. mixed: every batch holds `fraction` generated images; alternate:
+    whole batches of generated images at a share of `fraction` of the steps (0.5 = real, generated, real, ...).
+    The modes are those of the segmenter's `mix.mode` (one sampler, synthlabel.downstream.mixing)."""
 
     source: str = "real"
-    mode: Literal["mixed", "alternating"] = "mixed"
+    mode: Literal["mixed", "alternate"] = "mixed"
     fraction: float = Field(0.5, ge=0.0, lt=1.0)
     augment: bool = False
     select: bool = True  # GAN sources: selected candidates (True) or every generator's final snapshot (False)
@@ -149,9 +152,7 @@ class ClsExperimentConfig(Strict):
 
     @model_validator(mode="after")
     def _sources(self):
-        from synthlabel.cls import families  # registers the built-in families
-
-        known = families()
+        known = conditioned_on(GENERATORS, "class")
         for name in self.generators:
             if name not in known:
                 raise ValueError(f"generators.{name}: unknown GAN family; available: {', '.join(known)}")

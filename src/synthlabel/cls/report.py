@@ -19,7 +19,7 @@ from synthlabel.cls.data import ClassSet
 from synthlabel.config import to_dict
 from synthlabel.eval import gain
 from synthlabel.report.html import HtmlPage
-from synthlabel.report.tables import fmt_mean_std, markdown_table
+from synthlabel.tables import fmt_mean_std, markdown_table
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:

@@ -9,33 +9,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from synthlabel.cls.config import ClassifierConfig, SelectionConfig
 from synthlabel.cls.data import ClassSet, concat
 from synthlabel.cls.train import per_class_recall, train_classifier
 from synthlabel.device import resolve_precision
+from synthlabel.eval.generator_metrics import diversity
 
 DIVERSITY_SIDE = 16  # images are area-downsampled to at most this many px a side before distances
 DIVERSITY_SAMPLES = 64  # images per class compared pairwise
 
 
-def _features(images: torch.Tensor) -> torch.Tensor:
-    """[N, D] area-downsampled images in [-1, 1] (so the figure reflects shapes, not pixel noise)."""
-    h, w = images.shape[-2:]
-    scale = min(1.0, DIVERSITY_SIDE / max(h, w))
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return F.adaptive_avg_pool2d(images.float() / 127.5 - 1, size).flatten(1)
-
-
 def mean_pairwise_distance(images: torch.Tensor) -> float:
     """Mean L1 distance per feature between all pairs of (up to DIVERSITY_SAMPLES) uint8 images [N, C, H, W]."""
-    feats = _features(images[:DIVERSITY_SAMPLES]).double()
-    if len(feats) < 2:
-        return 0.0
-    dist = torch.cdist(feats, feats, p=1) / feats.shape[1]
-    pairs = torch.triu_indices(len(feats), len(feats), offset=1)
-    return float(dist[pairs[0], pairs[1]].mean())
+    images = images[:DIVERSITY_SAMPLES]
+    return diversity(images[None], DIVERSITY_SIDE) if len(images) >= 2 else 0.0
 
 
 def diversity_ratio(pool: ClassSet, real: ClassSet) -> list[float]:

@@ -1,6 +1,7 @@
 """Classifier training with generated images, as in the published study: mixed batches (a fixed fraction of every
-batch generated) or alternating real and generated batches; classic augmentation as a separate switch; the
-evaluation accuracy every k epochs (the accuracy curve). Batches are a pure function of (seed, step)."""
+batch generated) or alternating real and generated batches, composed by the segmenter's mixing sampler; classic
+augmentation as a separate switch; the evaluation accuracy every k epochs (the accuracy curve). A task of the
+supervised trainer; batches are a pure function of (seed, step)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ from torch import nn
 from synthlabel.cls import models  # noqa: F401  (registers the classifiers)
 from synthlabel.cls.config import ClassicAugmentConfig, ClassifierConfig
 from synthlabel.cls.data import ClassSet
+from synthlabel.config import MixConfig, build_config
 from synthlabel.data.sample import to_float
 from synthlabel.device import Precision, resolve_precision
+from synthlabel.downstream.mixing import MixedSampler, Source
 from synthlabel.errors import ConfigError
 from synthlabel.registry import CLASSIFIERS
 from synthlabel.runs import seed_everything
+from synthlabel.train.batch import step_generator
+from synthlabel.train.supervised import Classification, SupervisedConfig, SupervisedTrainer
 
 
 def classic_augment(images: torch.Tensor, cfg: ClassicAugmentConfig, generator: torch.Generator) -> torch.Tensor:
@@ -39,46 +44,43 @@ def classic_augment(images: torch.Tensor, cfg: ClassicAugmentConfig, generator: 
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def generated_count(step: int, mode: str, fraction: float, batch_size: int) -> int:
-    """How many images of batch `step` are generated. mixed: round(fraction * batch) in every batch;
-    alternating: the whole batch on a share `fraction` of the steps, evenly spread (0.5: real, generated, ...)."""
-    if fraction <= 0:
-        return 0
-    if mode == "mixed":
-        return min(batch_size, round(fraction * batch_size))
-    if mode == "alternating":
-        return batch_size if math.floor((step + 1) * fraction) > math.floor(step * fraction) else 0
-    raise ConfigError(f"unknown batch mode {mode!r}; use mixed or alternating")
+class ClassicAugment:
+    """`classic_augment` as a batch hook. It draws from its own generator, seeded once per run (the study's
+    stream: its results stay comparable); its state is part of the training state."""
+
+    def __init__(self, cfg: ClassicAugmentConfig, seed: int):
+        self.cfg, self.generator = cfg, step_generator(seed, 17)  # the study's seed of this stream
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
+        return classic_augment(images, self.cfg, self.generator), labels
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
 
 
-class BatchComposer:
-    """Training batches from real and (optional) generated images; batch `step` depends only on (seed, step)."""
+def batch_sampler(
+    real: ClassSet, synthetic: ClassSet | None, batch_size: int, steps: int, mode: str = "mixed", fraction: float = 0.5
+) -> MixedSampler:
+    """The mixing sampler with the study's fixed counts: mixed: round(fraction * batch) generated images in every
+    batch; alternate: whole generated batches on a share `fraction` of the steps, evenly spread (0.5: real,
+    generated, ...). Generated images come last in a batch."""
+    mix = build_config(MixConfig, {"mode": mode, "fraction": fraction}, source="classifier batches")
+    sources = [Source("real", real)] + ([Source("generated", synthetic)] if synthetic is not None else [])
+    return MixedSampler(sources, mix, batch_size, steps, seed=0, counts="fixed")
 
-    def __init__(
-        self,
-        real: ClassSet,
-        synthetic: ClassSet | None,
-        batch_size: int,
-        mode: str = "mixed",
-        fraction: float = 0.5,
-        seed: int = 0,
-    ):
-        self.real, self.synthetic, self.batch_size = real, synthetic, batch_size
-        self.mode, self.fraction, self.seed = mode, (fraction if synthetic is not None else 0.0), seed
-        generated_count(0, mode, self.fraction, batch_size)  # validates the mode
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(images [B, C, H, W] float in [-1, 1], labels [B], generated [B] bool), generated images last."""
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        n_gen = generated_count(step, self.mode, self.fraction, self.batch_size)
-        real_idx = torch.randint(len(self.real), (self.batch_size - n_gen,), generator=g)
-        images, labels = [self.real.images[real_idx]], [self.real.labels[real_idx]]
-        if n_gen:
-            gen_idx = torch.randint(len(self.synthetic), (n_gen,), generator=g)
-            images.append(self.synthetic.images[gen_idx])
-            labels.append(self.synthetic.labels[gen_idx])
-        generated = torch.arange(self.batch_size) >= self.batch_size - n_gen
-        return to_float(torch.cat(images)), torch.cat(labels), generated
+class ClassBatches:
+    """Float images [B, C, H, W] in [-1, 1] and class ids [B] of the sampler's batch."""
+
+    def __init__(self, sampler: MixedSampler):
+        self.sampler = sampler
+
+    def __call__(self, step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels, _ = self.sampler.gather(self.sampler.draw(step, generator))
+        return to_float(images), labels
 
 
 @torch.no_grad()
@@ -128,8 +130,25 @@ def build_classifier(cfg: ClassifierConfig, data: ClassSet) -> nn.Module:
         raise ConfigError(f"classifier: cannot build {cfg.name!r}: {exc}") from exc
 
 
-def cosine_lambda(total: int):
-    return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+@dataclass
+class AccuracyCurve:
+    """Validation callback of `train_classifier`: the accuracy on `data` into result.curve (and its time)."""
+
+    result: ClassifierResult
+    data: ClassSet
+    precision: Precision
+    per_epoch: int
+
+    def __call__(self, model: nn.Module, step: int) -> dict:
+        tic = time.monotonic()
+        point = {
+            "epoch": round(step / self.per_epoch, 3),
+            "step": step,
+            "accuracy": accuracy(model, self.data, self.precision),
+        }
+        self.result.eval_seconds += time.monotonic() - tic
+        self.result.curve.append(point)
+        return point
 
 
 def train_classifier(
@@ -152,33 +171,13 @@ def train_classifier(
     total = steps if steps is not None else cfg.epochs * per_epoch
     eval_every = total if steps is not None else cfg.eval_every * per_epoch
     seed_everything(seed)
-    model = build_classifier(cfg, real).to(precision.device, memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lambda(total))
-    composer = BatchComposer(real, synthetic, cfg.batch_size, mode, fraction, seed)
-    result = ClassifierResult(model, total, 0.0)
-    start, aug_gen = time.monotonic(), torch.Generator().manual_seed(seed * 1_000_003 + 17)
-    model.train()
-    for step in range(total):
-        images, labels, _ = composer.batch(step)
-        if augment:
-            images = classic_augment(images, cfg.augment, aug_gen)
-        _train_step(model, opt, images, labels, precision)
-        sched.step()
-        if evaluation is not None and ((step + 1) % eval_every == 0 or step + 1 == total):
-            tic = time.monotonic()
-            acc = accuracy(model, evaluation, precision)
-            result.eval_seconds += time.monotonic() - tic
-            result.curve.append({"epoch": round((step + 1) / per_epoch, 3), "step": step + 1, "accuracy": acc})
+    result = ClassifierResult(build_classifier(cfg, real), total, 0.0)
+    batches = ClassBatches(batch_sampler(real, synthetic, cfg.batch_size, total, mode, fraction))
+    loop = SupervisedConfig(total, cfg.batch_size, cfg.lr, cfg.weight_decay, "cosine", seed=seed, eval_every=eval_every)
+    hooks = [ClassicAugment(cfg.augment, seed)] if augment else []
+    curve = AccuracyCurve(result, evaluation, precision, per_epoch) if evaluation is not None else None
+    trainer = SupervisedTrainer(result.model, Classification(), batches, loop, precision, hooks, curve)
+    start = time.monotonic()
+    trainer.fit()
     result.seconds = time.monotonic() - start
     return result
-
-
-def _train_step(model: nn.Module, opt, images: torch.Tensor, labels: torch.Tensor, precision: Precision) -> float:
-    x = images.to(precision.device).contiguous(memory_format=torch.channels_last)
-    with precision.autocast():
-        loss = F.cross_entropy(model(x).float(), labels.to(precision.device))
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return loss.item()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from synthlabel.checkpoint import atomic_write_text
 from synthlabel.errors import DataError
 
 
@@ -97,8 +98,6 @@ class ClassSpec:
         }
 
     def save(self, path: str | Path) -> None:
-        from synthlabel.checkpoint import atomic_write_text
-
         atomic_write_text(Path(path), json.dumps(self.to_json(), indent=1))
 
     @classmethod

@@ -6,6 +6,7 @@ stopping at the first, for `synthlabel check-data`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from synthlabel.errors import DataError
 from synthlabel.runs import progress
 
 FORMATS = ("camvid", "cityscapes", "folders")
+LISTED = "@"  # split "train@list.txt": the images of split train named in a split file (one file name a line)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,17 @@ class SegDataset:
     def subset(self, indices: list[int]) -> SegDataset:
         return replace(self, records=[self.records[i] for i in indices])
 
+    def indices_of(self, names: Sequence[str], source: Path) -> list[int]:
+        """Sorted indices of the records whose image file is named in `names` (read from split file `source`)."""
+        index = {r.image.name: i for i, r in enumerate(self.records)}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise DataError(
+                f"{source}: {len(missing)} listed files are not in split '{self.split}' "
+                f"(first: {missing[0]}); regenerate the split file for this dataset"
+            )
+        return sorted(index[n] for n in names)
+
     def load(self, size: tuple[int, int] | None = None, desc: str | None = None) -> TensorSet:
         """All samples in memory as a TensorSet at size=(H, W) (native size if None; all images must match)."""
         images, labels = [], []
@@ -163,6 +176,31 @@ def list_splits(root: str | Path, layout: str = "auto") -> list[str]:
     return layouts.splits(root, detect_format(root) if layout == "auto" else layout)
 
 
+def parse_split(split: str) -> tuple[str, Path | None]:
+    """'train@runs/x/val.txt' -> ('train', Path('runs/x/val.txt')); a plain split name -> (name, None)."""
+    name, sep, listed = split.partition(LISTED)
+    return name, (Path(listed) if sep else None)
+
+
+def has_split(root: str | Path, split: str, layout: str = "auto") -> bool:
+    """Whether `split` (a split name, or `name@file`) is in the dataset. A plain name must match exactly, so a missing
+    'val' is not taken for the unsplit images/ + masks/ pool that `open_dataset` falls back to."""
+    name, listed = parse_split(split)
+    found = list_splits(root, layout)
+    return name in found or (listed is not None and found == ["all"])
+
+
+def read_split_names(path: str | Path) -> list[str]:
+    """The file names listed in a split file: one a line, blank lines and `#` comments skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: split file not found; create it with `synthlabel subset`")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    if not names:
+        raise DataError(f"{path}: split file is empty")
+    return names
+
+
 def _root(root: str | Path) -> Path:
     root = Path(root)
     if not root.is_dir():
@@ -178,9 +216,11 @@ def open_dataset(
     class_map: str | Path | ClassMap | None = None,
     meta_csv: str | Path | None = "auto",
 ) -> SegDataset:
-    """Open one split of a labeled dataset. Pairing, metadata and conditions are checked here; pixel content
-    (size match, class ids, corrupt files) is checked when a sample is read (all at once by `check_dataset`)."""
-    root = _root(root)
+    """Open one split of a labeled dataset; `split` may be `name@file` (only the images named in that split file).
+    Pairing, metadata and conditions are checked here; pixel content (size match, class ids, corrupt files) is
+    checked when a sample is read (all at once by `check_dataset`)."""
+    root, requested = _root(root), split
+    split, listed = parse_split(split)
     layout = detect_format(root) if layout == "auto" else layout
     if layout not in FORMATS:
         raise DataError(f"unknown layout {layout!r}; choose one of {', '.join(FORMATS)} or auto")
@@ -190,7 +230,22 @@ def open_dataset(
         split = "all"
     if split not in available:
         raise DataError(f"{root}: no split '{split}' (found: {', '.join(available) or 'none'})")
-    found, orphans = layouts.pairs(root, layout, split)
+    meta = _meta_table(root, meta_csv)
+    records = [
+        Record(img, mask, _meta_for(root, layout, split, img, spec, meta)) for img, mask in _pairs(root, layout, split)
+    ]
+    if isinstance(class_map, (str, Path)):
+        class_map = ClassMap.from_yaml(class_map, spec)
+    raw_to_id = layouts.cityscapes_lut() if layout == "cityscapes" and class_spec is None else None
+    dataset = SegDataset(root, split, layout, spec, records, raw_to_id, class_map)
+    if listed is None:
+        return dataset
+    return replace(dataset.subset(dataset.indices_of(read_split_names(listed), listed)), split=requested)
+
+
+def _pairs(root: Path, layout: str, split: str) -> list[tuple[Path, Path]]:
+    """(image, mask) of every image of a split; an image without mask or an empty split is an error."""
+    found, _ = layouts.pairs(root, layout, split)
     missing = [img for img, mask in found if mask is None]
     if missing:
         raise DataError(
@@ -202,12 +257,7 @@ def open_dataset(
             f"{root}: split '{split}' is empty (no images found); put images with extensions "
             f"{', '.join(layouts.IMAGE_EXTS)} in it or drop the split"
         )
-    meta = _meta_table(root, meta_csv)
-    records = [Record(img, mask, _meta_for(root, layout, split, img, spec, meta)) for img, mask in found]
-    if isinstance(class_map, (str, Path)):
-        class_map = ClassMap.from_yaml(class_map, spec)
-    raw_to_id = layouts.cityscapes_lut() if layout == "cityscapes" and class_spec is None else None
-    return SegDataset(root, split, layout, spec, records, raw_to_id, class_map)
+    return found
 
 
 def _meta_table(root: Path, meta_csv: str | Path | None) -> dict:

@@ -1,4 +1,5 @@
-"""Deterministic low-shot subsets: N labeled images of a split drawn by seed, saved as a split file."""
+"""Deterministic subsets drawn by seed and saved as split files: low-shot training sets (N labeled images of a split)
+and a validation part carved from train when a dataset has no validation split."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from synthlabel.checkpoint import atomic_write_text
-from synthlabel.data.datasets import SegDataset
+from synthlabel.data.datasets import LISTED, SegDataset, parse_split, read_split_names
 from synthlabel.errors import DataError
 
 
@@ -28,17 +29,25 @@ def write_split_file(path: str | Path, dataset: SegDataset, indices: list[int]) 
 
 def read_split_file(path: str | Path, dataset: SegDataset) -> list[int]:
     """Indices of the files listed in a split file (one file name per line); unknown names are errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: split file not found; create it with `synthlabel subset`")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    index = {r.image.name: i for i, r in enumerate(dataset.records)}
-    missing = [n for n in names if n not in index]
-    if missing:
+    return dataset.indices_of(read_split_names(path), Path(path))
+
+
+def carve_validation(
+    dataset: SegDataset, out_dir: str | Path, fraction: float, min_count: int, seed: int
+) -> tuple[str, str]:
+    """Hold out max(min_count, round(fraction x N)) images of a train split, drawn by seed, as validation.
+
+    Writes split files `val.txt` (held out) and `train.txt` (the rest) into out_dir; returns the split names that
+    open them, (train, val), e.g. ('train@out_dir/train.txt', 'train@out_dir/val.txt')."""
+    n = max(min_count, round(fraction * len(dataset)))
+    if n >= len(dataset):
         raise DataError(
-            f"{path}: {len(missing)} listed files are not in split '{dataset.split}' "
-            f"(first: {missing[0]}); regenerate the split file for this dataset"
+            f"{dataset.root}: no validation split, and split '{dataset.split}' has {len(dataset)} images, too few to "
+            f"hold out {n} for validation and train on the rest; add a validation split or more training images"
         )
-    if not names:
-        raise DataError(f"{path}: split file is empty")
-    return sorted(index[n] for n in names)
+    held = lowshot_indices(len(dataset), n, seed)
+    rest = sorted(set(range(len(dataset))) - set(held))
+    name = parse_split(dataset.split)[0]
+    train = write_split_file(Path(out_dir) / "train.txt", dataset, rest)
+    val = write_split_file(Path(out_dir) / "val.txt", dataset, held)
+    return f"{name}{LISTED}{train}", f"{name}{LISTED}{val}"

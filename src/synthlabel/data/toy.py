@@ -312,7 +312,8 @@ def make_demo_dataset(
     paired: bool = False,
     overwrite: bool = False,
 ) -> Path:
-    """Write a CamVid-layout demo dataset (train/ trainannot/ val/ ... + classes.json + meta.csv) to `out_dir`.
+    """Write a CamVid-layout demo dataset (train/ trainannot/ val/ ... + classes.json + meta.csv) to `out_dir`; a split
+    of 0 images is left out (n_val=0: a dataset without validation split).
 
     paired=False renders each scene under one condition drawn by `condition_weights`; paired=True writes every
     scene under every condition (`{scene:06d}_{k}.png`, sequence `scene{scene:06d}`). Written into a temporary
@@ -345,6 +346,8 @@ def _write_dataset(root: Path, splits, size, seed: int, conditions: tuple[str, .
     pick = np.random.default_rng([seed, 2])
     rows, index = [("split", "file", "sequence", "condition", "frame")], 0
     for split, count in splits:
+        if count == 0:  # no such split: an empty split folder would be a broken dataset
+            continue
         (root / split).mkdir()
         (root / f"{split}annot").mkdir()
         for _ in range(count):

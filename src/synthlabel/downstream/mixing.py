@@ -1,13 +1,16 @@
-"""Real + extra (synthetic) training data as one deterministic stream of batches: mixed batches with a synthetic
-share, alternating real/synthetic batches, or synthetic pre-training then real; per-source weights; class-aware
-(repeat-factor) sampling. Every batch is a pure function of (seed, step), so a resumed run replays it exactly."""
+"""Real + extra (synthetic) training data as one deterministic stream of batches, for every downstream task: mixed
+batches with a synthetic share, alternating real/synthetic batches, or synthetic pre-training then real; per-source
+weights; class-aware (repeat-factor) sampling. Every batch is a pure function of (seed, step), so a resumed run
+replays it exactly."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Protocol
 
 import torch
 
@@ -22,12 +25,21 @@ from synthlabel.runs import log
 REAL = 0  # source index of the real training data
 
 
+class Labeled(Protocol):
+    """Images with one target each: a TensorSet (label maps [N, H, W]) or a ClassSet (class ids [N])."""
+
+    images: torch.Tensor  # [N, C, H, W] uint8
+    labels: torch.Tensor
+
+    def __len__(self) -> int: ...
+
+
 @dataclass
 class Source:
     """One training source held in memory: name, images + labels at the working size, per-image sampling weights."""
 
     name: str
-    data: TensorSet
+    data: Labeled
     weight: float = 1.0
     image_weights: torch.Tensor | None = None  # [N] float; None = uniform
 
@@ -49,12 +61,24 @@ def repeat_factors(labels: torch.Tensor, num_classes: int, threshold: float) -> 
 class MixedSampler:
     """Which (source, image) pairs make up the batch of each step.
 
-    sources[0] is the real data; the others are extra sources, chosen per sample by their weights."""
+    sources[0] is the real data; the others are extra sources. counts: "stochastic" (the segmenter's default): a
+    mixed batch holds floor or ceil of fraction * batch extra samples (exact on average) and each picks its source
+    by weight; "fixed" (the classification study's rule): round(fraction * batch) every batch, split over the
+    sources by weight without randomness."""
 
-    def __init__(self, sources: Sequence[Source], mix: MixConfig, batch_size: int, steps: int, seed: int):
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        mix: MixConfig,
+        batch_size: int,
+        steps: int,
+        seed: int,
+        counts: Literal["stochastic", "fixed"] = "stochastic",
+    ):
         if not sources or len(sources[REAL].data) == 0:
             raise DataError("no real training images to sample from")
         self.sources, self.mix, self.batch_size, self.steps, self.seed = list(sources), mix, batch_size, steps, seed
+        self.counts = counts
         extra = torch.tensor([s.weight for s in self.sources[1:]], dtype=torch.float64)
         self.extra_weights = extra / extra.sum() if len(extra) else extra
 
@@ -69,25 +93,34 @@ class MixedSampler:
         if not self.has_extra:
             return 0
         b, r = self.batch_size, self.mix.fraction
+        if self.mix.mode == "mixed" and self.counts == "fixed":
+            return min(b, round(r * b))
         if self.mix.mode == "mixed":  # stochastic rounding keeps the share exact on average for any batch size
             base = math.floor(r * b)
             return base + int(torch.rand(1, generator=generator).item() < r * b - base)
-        if (
-            self.mix.mode == "alternate"
-        ):  # step is synthetic when floor((step+1) r) advances: exact share, r=0.5 alternates
+        if self.mix.mode == "alternate":  # synthetic when floor((step+1) r) advances: exact share, r=0.5 alternates
             return b if math.floor((step + 1) * r) > math.floor(step * r) else 0
         return b if step < round(self.mix.pretrain * self.steps) else 0
 
     def draw(self, step: int, generator: torch.Generator) -> list[tuple[int, int]]:
-        """[(source index, image index)] * batch_size for `step`; real samples first."""
+        """[(source index, image index)] * batch_size for `step`; real samples first, then by source."""
         n_extra = self.synthetic_count(step, generator)
         picks = [(REAL, i) for i in self._indices(self.sources[REAL], self.batch_size - n_extra, generator)]
-        if n_extra:
-            which = torch.multinomial(self.extra_weights, n_extra, replacement=True, generator=generator) + 1
-            for s in sorted(set(which.tolist())):
-                count = int((which == s).sum())
-                picks += [(s, i) for i in self._indices(self.sources[s], count, generator)]
+        for s, count in self._split(n_extra, generator):
+            picks += [(s, i) for i in self._indices(self.sources[s], count, generator)]
         return picks
+
+    def _split(self, n_extra: int, generator: torch.Generator) -> list[tuple[int, int]]:
+        """[(extra source index, samples)] sharing n_extra by the source weights."""
+        if n_extra == 0:
+            return []
+        if self.counts == "fixed":  # largest remainders: exact shares, no randomness
+            share = self.extra_weights * n_extra
+            counts = share.floor().long()
+            counts[torch.argsort(counts - share, stable=True)[: n_extra - int(counts.sum())]] += 1
+            return [(s + 1, int(c)) for s, c in enumerate(counts) if c > 0]
+        which = torch.multinomial(self.extra_weights, n_extra, replacement=True, generator=generator) + 1
+        return [(s, int((which == s).sum())) for s in sorted(set(which.tolist()))]
 
     @staticmethod
     def _indices(source: Source, count: int, generator: torch.Generator) -> list[int]:
@@ -98,12 +131,13 @@ class MixedSampler:
         return torch.multinomial(source.image_weights.double(), count, replacement=True, generator=generator).tolist()
 
     def gather(self, picks: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(uint8 images [B, 3, H, W], labels [B, H, W], source index [B]) for the picks of `draw`."""
+        """(uint8 images [B, C, H, W], labels [B, ...], source index [B]) for the picks of `draw`."""
         images, labels = [], []
-        for s, i in picks:
-            images.append(self.sources[s].data.images[i])
-            labels.append(self.sources[s].data.labels[i])
-        return torch.stack(images), torch.stack(labels), torch.tensor([s for s, _ in picks])
+        for s, group in itertools.groupby(picks, key=lambda pick: pick[0]):
+            index = torch.tensor([i for _, i in group])
+            images.append(self.sources[s].data.images[index])
+            labels.append(self.sources[s].data.labels[index])
+        return torch.cat(images), torch.cat(labels), torch.tensor([s for s, _ in picks])
 
 
 def read_keep_file(path: str | Path) -> set[str]:

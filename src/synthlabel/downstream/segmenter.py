@@ -1,20 +1,13 @@
-"""Supervised segmenter training (cross-entropy, AdamW + poly decay, classic augmentation) and evaluation.
-
-Resumable: batches and augmentation are drawn from a generator seeded by (seed, step), and the whole training
-state (weights, optimizer, scheduler, RNG, step) is checkpointed together, so a resumed run equals an
-uninterrupted one.
-"""
+"""Segmenters by registered name (build, save, load) and their training as a task of the supervised trainer:
+class-weighted cross-entropy, AdamW (fused) with poly decay, copy-paste and classic augmentation, real data mixed
+with extra sources. Batches are a pure function of (seed, step), so a resumed run equals an uninterrupted one."""
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from synthlabel import checkpoint as ckpt
 from synthlabel.config import SegConfig, to_dict
@@ -22,11 +15,12 @@ from synthlabel.data.classes import ClassSpec
 from synthlabel.data.copy_paste import CopyPaste
 from synthlabel.data.sample import TensorSet, to_float
 from synthlabel.data.transforms import PairedAugment
-from synthlabel.device import Precision, resolve_precision
+from synthlabel.device import Precision
 from synthlabel.downstream.mixing import REAL, MixedSampler, Source
-from synthlabel.eval.segmentation import ConfusionMatrix
+from synthlabel.eval.segmentation import evaluate
 from synthlabel.registry import SEGMENTERS
-from synthlabel.runs import Run, log, progress, seed_everything
+from synthlabel.runs import Run, log, seed_everything
+from synthlabel.train.supervised import Segmentation, SupervisedConfig, SupervisedTrainer
 
 
 def class_weights(labels: torch.Tensor, num_classes: int, mode: str) -> torch.Tensor | None:
@@ -48,24 +42,13 @@ def class_weights(labels: torch.Tensor, num_classes: int, mode: str) -> torch.Te
     return torch.where(present, w, w[present].max()).float()
 
 
-def poly_lambda(total: int, warmup: int, power: float) -> Callable[[int], float]:
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, 1.0 - (step - warmup) / max(1, total - warmup)) ** power
-
-    return f
-
-
-def make_optimizer(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Optimizer:
-    try:  # fused AdamW is one kernel per step; fall back where this torch/device lacks it
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-
-
 def build_segmenter(name: str, num_classes: int, **kwargs) -> torch.nn.Module:
     return SEGMENTERS.create(name, num_classes=num_classes, **kwargs)
+
+
+def model_kwargs(cfg: SegConfig) -> dict:
+    """The constructor arguments of cfg.model besides its name (width, depth, dropout, norm)."""
+    return {k: v for k, v in to_dict(cfg.model).items() if k != "name"}
 
 
 def save_segmenter(
@@ -90,33 +73,21 @@ def load_segmenter(directory: str | Path) -> tuple[torch.nn.Module, dict]:
     return model.eval(), meta
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, precision: Precision) -> torch.Tensor:
-    """images [B, 3, H, W] float in [-1, 1] -> class ids [B, H, W]."""
-    x = images.to(precision.device).contiguous(memory_format=torch.channels_last)
-    with precision.autocast():
-        return model(x).argmax(1)
+class SegBatches:
+    """The segmenter's batches: real and extra samples by the mixing sampler, copy-paste into the real ones (extra
+    images are left as rendered), as float images [B, 3, H, W] in [-1, 1] and label maps [B, H, W]."""
 
+    def __init__(self, sampler: MixedSampler, copy_paste: CopyPaste | None = None):
+        self.sampler, self.copy_paste = sampler, copy_paste
 
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module,
-    data: TensorSet,
-    spec: ClassSpec,
-    precision: Precision | None = None,
-    batch_size: int = 16,
-    desc: str = "eval",
-) -> dict:
-    """Dataset-level confusion matrix over `data` -> metrics dict (see eval.segmentation)."""
-    precision = precision or resolve_precision("auto", "auto")
-    was_training = model.training
-    model.eval().to(precision.device)
-    cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
-    for i in progress(range(0, len(data), batch_size), desc=desc):
-        images = to_float(data.images[i : i + batch_size])
-        cm.update(predict(model, images, precision).cpu(), data.labels[i : i + batch_size])
-    model.train(was_training)
-    return cm.compute(spec.names)
+    def __call__(self, step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        picks = self.sampler.draw(step, generator)
+        images, labels, source = self.sampler.gather(picks)
+        real = source == REAL
+        if self.copy_paste is not None and real.any():
+            origin = [i for s, i in picks if s == REAL]
+            images[real], labels[real] = self.copy_paste(images[real], labels[real], generator, origin)
+        return to_float(images), labels
 
 
 @dataclass
@@ -127,133 +98,63 @@ class TrainResult:
     steps: int
 
 
-class SegTrainer:
-    """One training run of a segmenter: state, step, checkpoint, evaluation as separate methods."""
+def loop_config(cfg: SegConfig) -> SupervisedConfig:
+    t = cfg.train
+    return SupervisedConfig(
+        steps=t.steps,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        schedule="poly",
+        warmup_steps=t.warmup_steps,
+        poly_power=t.poly_power,
+        fused=True,
+        seed=t.seed,
+        log_every=t.log_every,
+        eval_every=t.eval_every,
+        checkpoint_every=t.checkpoint_every,
+        desc="train-seg",
+    )
 
-    def __init__(
-        self,
-        cfg: SegConfig,
-        train: TensorSet,
-        spec: ClassSpec,
-        run: Run,
-        val: TensorSet | None = None,
-        sources: list[Source] | None = None,
-    ):
-        """sources: [real, *extra] from `mixing.build_sources` (default: the real `train` set alone)."""
-        self.cfg, self.train_set, self.val_set, self.spec, self.run = cfg, train, val, spec, run
-        t = cfg.train
-        self.precision = resolve_precision(t.precision, t.device)
-        seed_everything(t.seed)  # the initial weights are part of the run's seed
-        self.model = build_segmenter(
-            cfg.model.name, spec.num_classes, width=cfg.model.width, depth=cfg.model.depth, dropout=cfg.model.dropout
-        ).to(self.precision.device)
-        self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = make_optimizer(self.model.parameters(), t.lr, t.weight_decay, self.precision.device)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, poly_lambda(t.steps, t.warmup_steps, t.poly_power)
-        )
-        weights = class_weights(train.labels, spec.num_classes, t.class_weights)
-        self.weights = weights.to(self.precision.device) if weights is not None else None
-        aug = t.augment
-        self.augment = PairedAugment(aug.flip, aug.scale, aug.jitter, spec.ignore_index) if aug.enabled else None
-        self.copy_paste = CopyPaste(train, spec, t.copy_paste) if t.copy_paste.enabled else None
-        if self.copy_paste is not None:
-            log.info(
-                "copy-paste: %d segments of %s",
-                len(self.copy_paste),
-                [spec.names[c] for c in self.copy_paste.class_ids],
-            )
-        self.sampler = MixedSampler(sources or [Source("real", train)], cfg.mix, t.batch_size, t.steps, t.seed)
-        self.step = 0
-        self.state_path = run.path / "train_state.pt"
-        self.model_dir = run.path / "model"
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch of `step`: a pure function of (seed, step), so resuming replays the same data."""
-        g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + step)
-        picks = self.sampler.draw(step, g)
-        images, labels, source = self.sampler.gather(picks)
-        real = source == REAL
-        if self.copy_paste is not None and real.any():  # synthetic images are left as rendered
-            origin = [i for s, i in picks if s == REAL]
-            images[real], labels[real] = self.copy_paste(images[real], labels[real], g, origin)
-        images = to_float(images)
-        if self.augment is not None:
-            images, labels = self.augment(images, labels, g)
-        return images, labels
+def segmenter_trainer(
+    cfg: SegConfig,
+    train: TensorSet,
+    spec: ClassSpec,
+    precision: Precision,
+    run_dir: Path,
+    run: Run | None,
+    val: TensorSet | None = None,
+    sources: list[Source] | None = None,
+) -> SupervisedTrainer:
+    """The trainer of one segmenter run into run_dir (model/ + train_state.pt); `run` (rank 0 only) gets the metrics.
+    sources: [real, *extra] from `mixing.build_sources` (default: the real `train` set alone)."""
+    t = cfg.train
+    seed_everything(t.seed)  # the initial weights are part of the run's seed
+    model = build_segmenter(cfg.model.name, spec.num_classes, **model_kwargs(cfg))
+    weights = class_weights(train.labels, spec.num_classes, t.class_weights)
+    copy_paste = CopyPaste(train, spec, t.copy_paste) if t.copy_paste.enabled else None
+    if copy_paste is not None:
+        log.info("copy-paste: %d segments of %s", len(copy_paste), [spec.names[c] for c in copy_paste.class_ids])
+    sampler = MixedSampler(sources or [Source("real", train)], cfg.mix, t.batch_size, t.steps, t.seed)
+    a = t.augment
+    augment = [PairedAugment(a.flip, a.scale, a.jitter, spec.ignore_index)] if a.enabled else []
 
-    def train_step(self, step: int) -> float:
-        images, labels = self.batch(step)
-        dev = self.precision.device
-        images = images.to(dev).contiguous(memory_format=torch.channels_last)
-        with self.precision.autocast():
-            logits = self.model(images)
-        loss = F.cross_entropy(logits.float(), labels.to(dev), weight=self.weights, ignore_index=self.spec.ignore_index)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.scheduler.step()
-        return loss.item()
-
-    def state_dict(self) -> dict:
-        return {
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": ckpt.rng_state(),
-        }
-
-    def save(self) -> None:
-        save_segmenter(self.model_dir, self.model, self.cfg, self.spec, self.cfg.data.size)
-        ckpt.save_state(self.state_path, self.state_dict())
-
-    def restore(self) -> bool:
-        if not self.state_path.is_file():
-            return False
-        state = ckpt.load_state(self.state_path)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"])
-        self.step = int(state["step"])
-        self.run.truncate_metrics(self.step)
-        log.info("resumed %s at step %d", self.run.path, self.step)
-        return True
-
-    def validate(self) -> dict | None:
-        if self.val_set is None or len(self.val_set) == 0:
-            return None
-        metrics = evaluate(self.model, self.val_set, self.spec, self.precision, desc="val")
-        self.run.log_metrics(self.step, val_miou=metrics["miou"], val_pixel_accuracy=metrics["pixel_accuracy"])
+    def validate(model: torch.nn.Module, step: int) -> dict:
+        metrics = evaluate(model, val, spec, precision, desc="val")
+        run.log_metrics(step, val_miou=metrics["miou"], val_pixel_accuracy=metrics["pixel_accuracy"])
         return metrics
 
-    def fit(self, on_step: Callable[[SegTrainer], None] | None = None) -> TrainResult:
-        t, start, val = self.cfg.train, time.monotonic(), None
-        self.model.train()
-        log.info(
-            "training %s on %d images, %d steps, %s",
-            self.cfg.model.name,
-            len(self.train_set),
-            t.steps,
-            self.precision.describe(),
-        )
-        running = []
-        for step in progress(range(self.step, t.steps), desc="train-seg", total=t.steps - self.step):
-            running.append(self.train_step(step))
-            self.step = step + 1
-            if self.step % t.log_every == 0 or self.step == t.steps:
-                loss = sum(running) / len(running)
-                running = []
-                self.run.log_metrics(self.step, loss=loss, lr=self.scheduler.get_last_lr()[0])
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss} at step {self.step}; lower train.lr")
-            if self.step % t.eval_every == 0 and self.step < t.steps:
-                self.validate()
-            if self.step % t.checkpoint_every == 0 and self.step < t.steps:
-                self.save()
-            if on_step is not None:
-                on_step(self)
-        val = self.validate()
-        self.save()
-        return TrainResult(self.model_dir, val, time.monotonic() - start, self.step)
+    log.info("training %s on %d images, %d steps, %s", cfg.model.name, len(train), t.steps, precision.describe())
+    return SupervisedTrainer(
+        model,
+        Segmentation(spec.ignore_index, weights),
+        SegBatches(sampler, copy_paste),
+        loop_config(cfg),
+        precision,
+        augment=augment,
+        validate=validate if val is not None and len(val) > 0 else None,
+        run=run,
+        state_path=run_dir / "train_state.pt",
+        save_model=lambda model: save_segmenter(run_dir / "model", model, cfg, spec, cfg.data.size),
+    )

@@ -10,7 +10,10 @@ from synthlabel.registry import SEGMENTERS
 
 
 class UNet(nn.Module):
-    """U-Net with `depth` resolution levels and channels width * 2**level. [B, 3, H, W] -> logits [B, K, H, W]."""
+    """U-Net with `depth` resolution levels and channels width * 2**level. [B, 3, H, W] -> logits [B, K, H, W].
+
+    norm: batch (per-rank batch statistics when trained on several CPU processes), instance or group (independent
+    of the batch, so a distributed run equals a single-process one)."""
 
     def __init__(
         self,
@@ -41,5 +44,5 @@ class UNet(nn.Module):
 
 
 @SEGMENTERS.register("unet")
-def unet(num_classes: int, width: int = 32, depth: int = 4, dropout: float = 0.1) -> UNet:
-    return UNet(num_classes, width=width, depth=depth, dropout=dropout)
+def unet(num_classes: int, width: int = 32, depth: int = 4, dropout: float = 0.1, norm: str = "batch") -> UNet:
+    return UNet(num_classes, width=width, depth=depth, dropout=dropout, norm=norm)

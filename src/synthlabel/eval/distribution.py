@@ -21,7 +21,7 @@ from scipy import stats
 
 from synthlabel.checkpoint import atomic_file
 from synthlabel.errors import DataError
-from synthlabel.report.tables import fmt_pct, markdown_table
+from synthlabel.tables import fmt_pct, markdown_table
 
 
 def _as_numpy(label_map: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from synthlabel.checkpoint import atomic_write_text
-from synthlabel.report.tables import MISSING, fmt_mean_std, markdown_table
+from synthlabel.tables import MISSING, fmt_mean_std, markdown_table
 
 DEFAULT_EVAL_SET = "real_test"
 Point = tuple[float, float | None, float | None, int]  # (amount, mIoU mean, mIoU std, n seeds)

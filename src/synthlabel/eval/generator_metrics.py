@@ -4,7 +4,6 @@ memorization (nearest training image), and condition fidelity (a small classifie
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,15 +17,16 @@ from torch import nn
 from synthlabel import checkpoint as ckpt
 from synthlabel.config import Strict
 from synthlabel.data.classes import ClassSpec
-from synthlabel.data.datasets import SegDataset, open_dataset
+from synthlabel.data.datasets import SegDataset
 from synthlabel.data.sample import TensorSet, to_float
 from synthlabel.device import Precision, resolve_precision
-from synthlabel.downstream.segmenter import evaluate, load_segmenter, predict
 from synthlabel.errors import DataError
-from synthlabel.eval.segmentation import ConfusionMatrix
+from synthlabel.eval.segmentation import ConfusionMatrix, evaluate, predict
 from synthlabel.runs import log, progress
+from synthlabel.train.supervised import Classification, SupervisedConfig, SupervisedTrainer
 
 PER_SAMPLE_METRIC = "miou_present_classes"
+FP32_CPU = Precision(torch.device("cpu"), False)
 FEATURE_SIDE = 32  # diversity and memorization compare images area-downsampled to at most this many pixels a side
 
 
@@ -98,50 +98,36 @@ def per_image_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, i
     return [float(s) for s in scores]  # 0/0 = nan for a map without labeled pixels
 
 
-def fidelity_report(
-    segmenter_dir: str | Path,
-    synth_dir: str | Path,
-    real_test: str | Path | SegDataset,
-    synth_split: str = "train",
-    real_split: str = "test",
+def label_fidelity_report(
+    segmenter: nn.Module,
+    synth: TensorSet,
+    real: TensorSet,
+    spec: ClassSpec,
     precision: Precision | None = None,
     batch_size: int = 16,
-    out: str | Path | None = None,
 ) -> dict:
     """Label fidelity of a synthetic dataset: the real-data segmenter's mIoU on the synthetic images (against the
     maps they were rendered from) next to its mIoU on real test images; `fidelity` is their ratio (1 = the
     generated images are as recognizable as real ones), per class too. Also mIoU per condition and the per-sample
     scores (`per_sample`: file -> score or None for a map without labeled pixels, for `synth.filters.filter_samples`).
-    Written as JSON to `out` if given."""
-    model, meta = load_segmenter(segmenter_dir)
-    size = tuple(meta["size"]) if meta.get("size") else None
-    real_ds = real_test if isinstance(real_test, SegDataset) else open_dataset(real_test, real_split)
-    synth_ds = open_dataset(synth_dir, synth_split)
-    spec = real_ds.out_spec
-    _check_classes(meta, spec, synth_ds, segmenter_dir)
-    synth = synth_ds.load(size, desc="load synthetic")
-    preds = segment(model, synth.images, precision, batch_size)
+    Both sets at the segmenter's working size."""
+    preds = segment(segmenter, synth.images, precision, batch_size)
     synthetic = _metrics(preds, synth.labels, spec)
-    real = evaluate(model, real_ds.load(size, desc="load real"), spec, precision, batch_size, desc="eval real")
+    real_metrics = evaluate(segmenter, real, spec, precision, batch_size, desc="eval real")
     scores = per_image_miou(preds, synth.labels, spec.num_classes, spec.ignore_index)
-    report = {
+    return {
         "synthetic_miou": synthetic["miou"],
-        "real_miou": real["miou"],
-        "fidelity": _safe_ratio(synthetic["miou"], real["miou"]),
+        "real_miou": real_metrics["miou"],
+        "fidelity": _safe_ratio(synthetic["miou"], real_metrics["miou"]),
         "per_class_fidelity": {
-            n: _safe_ratio(synthetic["per_class_iou"][n], real["per_class_iou"][n]) for n in spec.names
+            n: _safe_ratio(synthetic["per_class_iou"][n], real_metrics["per_class_iou"][n]) for n in spec.names
         },
         "per_condition_miou": _per_condition(preds, synth, spec),
         "per_sample_metric": PER_SAMPLE_METRIC,
         "per_sample": {m["file"]: s if math.isfinite(s) else None for m, s in zip(synth.meta, scores, strict=True)},
         "synthetic": synthetic,
-        "real": real,
-        "segmenter": str(segmenter_dir),
-        "synthetic_data": str(synth_dir),
+        "real": real_metrics,
     }
-    if out is not None:
-        ckpt.atomic_write_text(Path(out), json.dumps(report, indent=1))
-    return report
 
 
 def _metrics(preds: torch.Tensor, labels: torch.Tensor, spec: ClassSpec) -> dict:
@@ -166,15 +152,6 @@ def _check_pairs(images: torch.Tensor, label_maps: torch.Tensor) -> None:
         raise ValueError(
             f"images [N, 3, H, W] and label maps [N, H, W] must pair up, got "
             f"{list(images.shape)} and {list(label_maps.shape)}"
-        )
-
-
-def _check_classes(meta: dict, spec: ClassSpec, synth: SegDataset, segmenter_dir) -> None:
-    k = meta["config"]["num_classes"]
-    if k != spec.num_classes or synth.out_spec.num_classes != spec.num_classes:
-        raise DataError(
-            f"{segmenter_dir}: the segmenter predicts {k} classes, the real data has {spec.num_classes} and the "
-            f"synthetic data {synth.out_spec.num_classes}; use a segmenter trained on this label set"
         )
 
 
@@ -317,11 +294,34 @@ class ConditionClassifier(nn.Module):
         return ckpt.load_weights(directory, "model", model).eval()
 
 
+class BalancedBatches:
+    """Class-balanced batches: each sample draws its condition uniformly, then an image of it."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int, batch_size: int):
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.members = [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
+
+    def __call__(self, step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        classes = torch.randint(len(self.members), (self.batch_size,), generator=generator)
+        idx = torch.stack(
+            [self.members[c][torch.randint(len(self.members[c]), (1,), generator=generator)][0] for c in classes]
+        )
+        return self.images[idx], self.labels[idx]
+
+
+def random_flip(
+    images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontal flip of half the images (of a classification batch: the labels stay)."""
+    flip = torch.rand(len(images), generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(-1), images), labels
+
+
 def train_condition_classifier(
     images: torch.Tensor, conditions: Sequence[str], cfg: ConditionClassifierConfig | None = None
 ) -> ConditionClassifier:
-    """Train on real images [N, 3, H, W] with their condition names; class-balanced batches (each batch draws the
-    condition uniformly, then an image of it), horizontal flips only: colour jitter would fake other conditions."""
+    """Train on real images [N, 3, H, W] with their condition names; class-balanced batches, horizontal flips only:
+    colour jitter would fake other conditions. AdamW at a constant rate, fp32 on CPU."""
     cfg = cfg or ConditionClassifierConfig()
     names = sorted(set(conditions))
     if len(conditions) != len(images):
@@ -330,21 +330,13 @@ def train_condition_classifier(
     model = ConditionClassifier(names, cfg.width, cfg.size)
     x = F.interpolate(_as_float(images), size=model.size, mode="bilinear", align_corners=False, antialias=True)
     y = torch.tensor([names.index(c) for c in conditions])
-    members = [torch.nonzero(y == c).flatten() for c in range(len(names))]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    model.train()
-    for step in progress(range(cfg.steps), desc="train condition classifier", total=cfg.steps):
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        classes = torch.randint(len(names), (cfg.batch_size,), generator=g)
-        idx = torch.stack([members[c][torch.randint(len(members[c]), (1,), generator=g)][0] for c in classes])
-        batch = x[idx]
-        flip = torch.rand(len(idx), generator=g) < 0.5
-        batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
-        loss = F.cross_entropy(model(batch), y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    log.info("condition classifier: %s, final batch loss %.3f", names, loss.item())
+    loop = SupervisedConfig(
+        cfg.steps, cfg.batch_size, cfg.lr, 1e-4, seed=cfg.seed, channels_last=False, desc="train condition classifier"
+    )
+    batches = BalancedBatches(x, y, len(names), cfg.batch_size)
+    trainer = SupervisedTrainer(model, Classification(), batches, loop, FP32_CPU, augment=[random_flip])
+    trainer.fit()
+    log.info("condition classifier: %s, final batch loss %.3f", names, trainer.last_loss)
     return model.eval()
 
 

@@ -1,4 +1,5 @@
-"""Segmentation metrics from one dataset-level confusion matrix (mIoU over present classes only).
+"""Segmentation metrics from one dataset-level confusion matrix (mIoU over present classes only), and a model's
+metrics on a dataset.
 
 Unlike kornia's `mean_iou`, a class absent from both ground truth and prediction has no IoU and is left out.
 """
@@ -10,8 +11,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
-from synthlabel.report.tables import fmt_mean_std, fmt_pct, markdown_table
+from synthlabel.data.classes import ClassSpec
+from synthlabel.data.sample import TensorSet, to_float
+from synthlabel.device import Precision, resolve_precision
+from synthlabel.runs import progress
+from synthlabel.tables import fmt_mean_std, fmt_pct, markdown_table
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
@@ -54,6 +60,35 @@ class ConfusionMatrix:
     def compute(self, class_names: Sequence[str] | None = None) -> dict:
         """Metrics of everything accumulated so far, see `metrics_from_confusion`."""
         return metrics_from_confusion(self.matrix, class_names)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, precision: Precision) -> torch.Tensor:
+    """images [B, 3, H, W] float in [-1, 1] -> class ids [B, H, W] (on the precision's device)."""
+    x = images.to(precision.device).contiguous(memory_format=torch.channels_last)
+    with precision.autocast():
+        return model(x).argmax(1)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: TensorSet,
+    spec: ClassSpec,
+    precision: Precision | None = None,
+    batch_size: int = 16,
+    desc: str = "eval",
+) -> dict:
+    """One confusion matrix of the model's predictions over `data` -> `metrics_from_confusion` dict."""
+    precision = precision or resolve_precision("auto", "auto")
+    was_training = model.training
+    model.eval().to(precision.device)
+    cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
+    for i in progress(range(0, len(data), batch_size), desc=desc):
+        images = to_float(data.images[i : i + batch_size])
+        cm.update(predict(model, images, precision).cpu(), data.labels[i : i + batch_size])
+    model.train(was_training)
+    return cm.compute(spec.names)
 
 
 def _resolve_names(class_names: Sequence[str] | None, k: int) -> list[str]:

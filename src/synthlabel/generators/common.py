@@ -1,6 +1,9 @@
-"""Helpers shared by every generator family: label-map one-hot, condition planes, optional spectral norm."""
+"""The generator interface (what a network declares it is conditioned on, and how it is called) and helpers shared
+by the families: condition planes, input checks, optional spectral norm, 2x level counts, per-class packing."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -8,23 +11,19 @@ from torch import nn
 
 from synthlabel.errors import DataError
 
+# What a generator or discriminator can declare in its `conditioning` -> the keyword its forward takes it by.
+# Every registered generator also has `z_dim`, `image_size` (H, W), `channels` and `num_classes`.
+INPUTS = {"label_map": "label_map_onehot", "condition": "condition", "class": "labels", "noise": "z"}
+OPTIONAL = ("condition",)  # None = unknown condition
 
-def one_hot(label_map: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
-    """Label ids [B, H, W] int64 -> float one-hot [B, K, H, W]; ignore pixels become all-zero columns.
 
-    Raises DataError naming the bad ids when the map holds ids outside 0..K-1 other than `ignore_index`.
-    """
-    valid = label_map != ignore_index
-    bad = valid & ((label_map < 0) | (label_map >= num_classes))
-    if bad.any():
-        ids = sorted(set(label_map[bad].unique().tolist()))
-        raise DataError(
-            f"label map holds ids {ids[:10]} outside 0..{num_classes - 1} (ignore index {ignore_index}); "
-            "remap them with the class spec or raise num_classes"
-        )
-    ids = torch.where(valid, label_map, torch.zeros_like(label_map))
-    out = F.one_hot(ids, num_classes).permute(0, 3, 1, 2).float()  # [B, K, H, W]
-    return out * valid[:, None]
+def forward_kwargs(network: nn.Module, inputs: Mapping[str, torch.Tensor | None]) -> dict[str, torch.Tensor | None]:
+    """The forward keywords of `network` for what it declares in `conditioning`, taken from `inputs` (keyed by
+    conditioning name; other entries are ignored). Raises ValueError when a declared input is missing."""
+    missing = [c for c in network.conditioning if inputs.get(c) is None and c not in OPTIONAL]
+    if missing:
+        raise ValueError(f"{type(network).__name__} is conditioned on {network.conditioning}; missing {missing}")
+    return {INPUTS[c]: inputs.get(c) for c in network.conditioning}
 
 
 def condition_vector(condition: torch.Tensor | None, num_conditions: int, batch: int, like: torch.Tensor):
@@ -49,10 +48,18 @@ def check_label_input(label_map_onehot: torch.Tensor, num_classes: int, size: tu
     if label_map_onehot.dim() != 4 or label_map_onehot.shape[1] != num_classes:
         raise ValueError(
             f"expected a one-hot label map [B, {num_classes}, H, W], got {list(label_map_onehot.shape)}; "
-            "convert ids with synthlabel.generators.common.one_hot"
+            "convert ids with synthlabel.nn.labels.one_hot"
         )
     if size is not None and tuple(label_map_onehot.shape[-2:]) != tuple(size):
         raise ValueError(f"this model was built for {tuple(size)} images, got {tuple(label_map_onehot.shape[-2:])}")
+
+
+def check_labels(labels: torch.Tensor, num_classes: int, batch: int) -> None:
+    """Clear error for class ids that are not [B] in 0..K-1."""
+    if labels.shape != (batch,):
+        raise ValueError(f"labels must have shape [{batch}], got {list(labels.shape)}")
+    if batch and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"labels must be in 0..{num_classes - 1}, got {sorted(set(labels.tolist()))[:10]}")
 
 
 def maybe_spectral_norm(module: nn.Module, enabled: bool) -> nn.Module:
@@ -66,3 +73,30 @@ def check_divisible(image_size: tuple[int, int], factor: int, what: str) -> tupl
     if h % factor or w % factor:
         raise ValueError(f"image_size {(h, w)} must be divisible by {factor} for {what}; resize or change the depth")
     return h, w
+
+
+def num_levels(image_size: tuple[int, int] | list[int], smallest: int = 3, most: int = 5) -> int:
+    """The number of 2x up/down-sampling levels for an image size: as many as keep both sides divisible and the
+    base at least `smallest` px a side (28 -> 2 levels from 7x7, 32 -> 3 from 4x4, 64 -> 4, 8 -> 1 from 4x4)."""
+    h, w = (int(s) for s in image_size)
+    levels = 0
+    while levels < most and h % 2 == 0 and w % 2 == 0 and min(h, w) // 2 >= smallest:
+        h, w, levels = h // 2, w // 2, levels + 1
+    if levels == 0:
+        raise ValueError(f"image size {tuple(image_size)} is too small or odd for a GAN; resize to e.g. 28x28")
+    return levels
+
+
+def base_size(image_size: tuple[int, int] | list[int], levels: int) -> tuple[int, int]:
+    return int(image_size[0]) >> levels, int(image_size[1]) >> levels
+
+
+def pack_slots(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, int]:
+    """For a per-class grouped network: the row (slot) of every sample within its class, and the number of rows
+    (the largest class count). Sample i goes to packed[slot[i], labels[i]]."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    order = torch.argsort(labels, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    slots = torch.empty_like(labels)
+    slots[order] = torch.arange(len(labels), device=labels.device) - starts[labels[order]]
+    return slots, int(counts.max()) if len(labels) else 0

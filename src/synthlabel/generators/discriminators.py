@@ -1,10 +1,6 @@
-"""Discriminators for label map -> image GANs: multi-scale conditional PatchGAN with features for feature matching
-(pix2pixHD, Wang et al. 2018) and the OASIS segmentation discriminator with N+1 classes (Schonfeld et al. 2021).
-
-Every discriminator takes `(image [B, 3, H, W], label_map_onehot [B, K, H, W], condition [B] | None)` and has a
-`kind`: "patch" (output: per scale, a list of features whose last entry is the patch logits [B, 1, h, w]) or
-"segmentation" (output: per-pixel logits [B, K + 1, H, W], channel K = fake).
-"""
+"""Discriminators for label map -> image GANs (conditioning: label map + condition): multi-scale conditional PatchGAN
+with features for feature matching (pix2pixHD, Wang et al. 2018), kind "patch", and the OASIS segmentation
+discriminator with K+1 classes (Schonfeld et al. 2021), kind "segmentation"."""
 
 from __future__ import annotations
 
@@ -48,7 +44,7 @@ class MultiScalePatchGAN(nn.Module):
     patch logits. `spectral_norm` wraps every conv (stabilizes small-data training).
     """
 
-    kind = "patch"
+    conditioning, kind = ("label_map", "condition"), "patch"
 
     def __init__(
         self,
@@ -105,10 +101,10 @@ class OASISDiscriminator(nn.Module):
     """U-Net encoder-decoder classifying every pixel into K real classes or "fake" (channel K).
 
     Sees only the image (+ condition planes); the label map is its target, not its input, which gives rare
-    classes their own loss term (see `class_balanced_cross_entropy`). Works at any H, W (skips are resized).
+    classes their own loss term (class-balanced cross-entropy, see synthlabel.train.losses). Works at any H, W.
     """
 
-    kind = "segmentation"
+    conditioning, kind = ("label_map", "condition"), "segmentation"
 
     def __init__(
         self, num_classes: int, num_conditions: int = 0, width: int = 32, depth: int = 4, spectral_norm: bool = True
@@ -138,27 +134,3 @@ class OASISDiscriminator(nn.Module):
             skip = skips.pop()
             x = block(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip], dim=1))
         return self.head(F.leaky_relu(x, 0.2))
-
-
-def class_balance_weights(target: torch.Tensor, valid: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Per-class weights [N] inverse to the class's pixel count in this batch, scaled so the mean weight over
-    valid pixels is 1: every class present contributes equally, however few pixels it has (OASIS)."""
-    counts = torch.bincount(target[valid], minlength=num_classes).float()
-    present = counts > 0
-    weights = torch.zeros_like(counts)
-    weights[present] = valid.sum() / (present.sum() * counts[present])
-    return weights
-
-
-def class_balanced_cross_entropy(
-    logits: torch.Tensor, target: torch.Tensor, ignore_index: int, balance: bool = True
-) -> torch.Tensor:
-    """Per-pixel cross-entropy, class-balanced per batch. logits [B, N, H, W]; target [B, H, W] ids in 0..N-1 or
-    `ignore_index` (ignored pixels have weight 0). Returns the weighted mean over valid pixels (a scalar)."""
-    valid = target != ignore_index
-    ids = torch.where(valid, target, torch.zeros_like(target))
-    ce = F.cross_entropy(logits.float(), ids, reduction="none")  # [B, H, W]
-    weight = valid.float()
-    if balance:
-        weight = weight * class_balance_weights(ids, valid, logits.shape[1])[ids]
-    return (ce * weight).sum() / valid.sum().clamp(min=1)

@@ -1,8 +1,8 @@
-"""Generator model directories: config.json (registry name, constructor kwargs, class spec, conditions, size)
-+ G.safetensors (the EMA generator when training used EMA)."""
+"""Generators on disk, every kind alike: `config.json` (registered name + constructor kwargs) + `G.safetensors`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -11,25 +11,30 @@ from synthlabel import checkpoint as ckpt
 from synthlabel.data.classes import ClassSpec
 from synthlabel.registry import GENERATORS
 
+# Importing this module ran synthlabel.generators/__init__, which registers every family `load_generator` rebuilds.
+
 
 def save_generator(
     directory: str | Path,
     name: str,
     kwargs: dict,
     generator: torch.nn.Module,
-    spec: ClassSpec,
-    conditions: list[str],
+    spec: ClassSpec | None = None,
+    conditions: Sequence[str] = (),
     extra: dict | None = None,
 ) -> Path:
-    """Write a generator so that `load_generator` can rebuild it with GENERATORS.create(name, **kwargs)."""
-    info = {"class_spec": spec.to_json(), "conditions": list(conditions), **(extra or {})}
+    """Write a generator so that `load_generator` can rebuild it with GENERATORS.create(name, **kwargs).
+
+    A label-map generator stores its class spec and condition names (`spec`, `conditions`); `extra` adds any
+    other JSON-ready record (steps, seed, class names, ...)."""
+    info = dict(extra or {})
+    if spec is not None:
+        info = {"class_spec": spec.to_json(), "conditions": list(conditions), **info}
     return ckpt.save_model(directory, name, kwargs, {"G": generator}, extra=info)
 
 
 def load_generator(directory: str | Path) -> tuple[torch.nn.Module, dict]:
-    """(generator in eval mode, config.json dict with 'class_spec', 'conditions', 'config', 'name')."""
-    import synthlabel.generators  # noqa: F401  (registers the built-in generators)
-
+    """(generator in eval mode, config.json dict with 'name', 'config' and what `save_generator` recorded)."""
     meta = ckpt.read_model_config(directory)
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}
     generator = GENERATORS.create(meta["name"], **kwargs)
@@ -38,4 +43,5 @@ def load_generator(directory: str | Path) -> tuple[torch.nn.Module, dict]:
 
 
 def generator_spec(meta: dict) -> ClassSpec:
+    """The class spec a label-map generator was trained with (from `load_generator`'s meta)."""
     return ClassSpec.from_json(meta["class_spec"])

@@ -47,6 +47,8 @@ class Pix2PixGenerator(nn.Module):
         norm: "instance" (default: same output in train and eval apart from dropout), "batch", "group".
     """
 
+    conditioning, channels = ("label_map", "condition", "noise"), 3
+
     def __init__(
         self,
         num_classes: int,

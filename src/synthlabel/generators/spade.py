@@ -31,6 +31,8 @@ class SPADEGenerator(nn.Module):
         noise_in_spade: also feed z to the SPADE layers (diversity), not only to the seed map.
     """
 
+    conditioning, channels = ("label_map", "condition", "noise"), 3
+
     def __init__(
         self,
         num_classes: int,

@@ -18,7 +18,7 @@ from synthlabel.data.datasets import open_dataset
 from synthlabel.eval import gain
 from synthlabel.report import plots
 from synthlabel.report.html import HtmlPage
-from synthlabel.report.tables import MISSING, fmt_mean_std, markdown_table
+from synthlabel.tables import MISSING, fmt_mean_std, markdown_table
 
 GRID_IMAGES = 8
 

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 from matplotlib.figure import Figure
 
 from synthlabel.checkpoint import atomic_write_bytes
-from synthlabel.report.tables import MISSING
+from synthlabel.tables import MISSING
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px; margin: 2em auto;

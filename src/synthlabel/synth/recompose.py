@@ -8,14 +8,19 @@ and are always painted over.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
 
+from synthlabel.checkpoint import atomic_write_text
+from synthlabel.data.datasets import SegDataset
 from synthlabel.errors import DataError
-from synthlabel.synth.class_bank import ClassBank, Segment, check_label_map, footing_margin, support_band
+from synthlabel.synth.class_bank import ClassBank
+from synthlabel.synth.segments import Segment, check_label_map, footing_margin, support_band
 from synthlabel.synth.stats import ClassStats
 from synthlabel.synth.targets import Targets
 
@@ -275,6 +280,24 @@ def recompose(
         total = others + class_counts(current, k, ignore)
         out[i] = Recomposed(current, item.ops, item.source)
     return out
+
+
+def recompose_dataset(
+    dataset: SegDataset,
+    bank: ClassBank,
+    targets: Targets,
+    n_out: int | None = None,
+    seed: int = 0,
+    mix_prob: float = 0.0,
+    ops_file: str | Path | None = None,
+) -> list[Recomposed]:
+    """`recompose` the label maps of a split (in record order): the recomposition of both `synthlabel synth --maps
+    recomposed` and `synthlabel run`. With `ops_file`, each map's operations are written there, one JSON line each."""
+    maps = [dataset.read_label(i) for i in range(len(dataset))]
+    made = recompose(maps, bank, targets, rng_seed=seed, n_out=n_out, mix_prob=mix_prob)
+    if ops_file is not None:
+        atomic_write_text(Path(ops_file), "".join(json.dumps(m.ops) + "\n" for m in made))
+    return made
 
 
 def _met(goal: dict[int, float], counts: np.ndarray) -> bool:

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from PIL import Image
 from pydantic import Field
 
 from synthlabel import checkpoint as ckpt
+from synthlabel import distributed
 from synthlabel.config import Strict
 from synthlabel.data import layouts
 from synthlabel.data.classes import ClassSpec
@@ -25,8 +27,8 @@ from synthlabel.data.datasets import SegDataset
 from synthlabel.data.sample import to_uint8
 from synthlabel.device import resolve_device
 from synthlabel.errors import DataError
-from synthlabel.generators.common import one_hot
 from synthlabel.generators.io import generator_spec, load_generator
+from synthlabel.generators.sampling import render, seeded_noise
 from synthlabel.runs import log, progress
 from synthlabel.synth.recompose import Recomposed
 
@@ -140,42 +142,56 @@ def synthesize(
     bytes as an uninterrupted one with the same batch size. `on_sample(index)` is called after each finished sample.
     Empty `conditions` renders unconditioned (condition left empty in the metadata); `["own"]` renders each map under
     the condition of the real image it came from (its synthetic twin).
+
+    Under torchrun the blocks are dealt out to the ranks; a sample depends only on its map, condition and seed, and
+    rank 0 puts the manifest in index order at the end, so the files written are the same for any world size.
     """
     if k < 1 or batch_size < 1:
         raise ValueError(f"k and batch_size must be >= 1, got k={k}, batch_size={batch_size}")
     if not label_maps:
         raise DataError("synthesize needs at least one label map")
-    out_dir = Path(out_dir)
+    out_dir, dev = Path(out_dir), resolve_device(device)
+    distributed.init(dev)
     generator, meta = load_generator(generator_dir)
+    if "label_map" not in generator.conditioning:
+        raise DataError(
+            f"{generator_dir}: a {meta['name']!r} generator is conditioned on {generator.conditioning}, not on label "
+            "maps; synthesize renders label maps with a label map -> image generator (train-gen)"
+        )
     spec = generator_spec(meta)
-    size = tuple(getattr(generator, "image_size", label_maps[0].label_map.shape))
-    maps = [_fit_map(s.label_map, size, spec, s.source) for s in label_maps]
+    maps = [_fit_map(s.label_map, generator.image_size, spec, s.source) for s in label_maps]
     plan = _plan(_map_conditions(conditions, label_maps, meta, generator_dir), k, seed)
     record = {"generator": str(generator_dir), "generator_hash": ckpt.model_hash(generator_dir), "run_seed": seed}
     entries = [_entry(p, label_maps[p.map_index], maps[p.map_index], layout, split, record) for p in plan]
+    done = distributed.broadcast_object(_prepare(out_dir, spec, plan, entries, layout, split) if distributed.is_main()
+                                        else None)  # fmt: skip
+    generator.to(distributed.local_device(dev))
+    blocks = [plan[i : i + batch_size] for i in range(0, len(plan), batch_size)]
+    todo = distributed.shard([b for b in blocks if any(p.index not in done for p in b)])
+    log.info("synthesize: %d samples (%d done) into %s", len(plan), len(done), out_dir)
+    try:
+        for block in progress(todo, desc="synthesize", total=len(todo)):
+            images, masks = _render(generator, block, maps, spec)  # [B, H, W, 3] uint8, [B, H, W] ids
+            for p, image, mask in zip(block, images, masks, strict=True):
+                if p.index not in done:
+                    _write_sample(out_dir, layout, split, entries[p.index], _mask_for_layout(mask, layout), image)
+                    if on_sample is not None:
+                        on_sample(p.index)
+        distributed.barrier()
+    finally:
+        if distributed.is_main():  # the manifest (every rank's lines) in index order, and meta.csv from it
+            _write_meta_csv(out_dir, [entries[i] for i in sorted(_load_manifest(out_dir, entries))], split)
+    return out_dir
+
+
+def _prepare(out_dir: Path, spec: ClassSpec, plan: list[_Planned], entries: list[dict], layout: str, split: str):
+    """Check and set up `out_dir` (rank 0 only): no foreign files, the manifest of an earlier run of this plan,
+    classes.json and meta.csv. Returns the indices of the samples already done."""
     _check_foreign_files(out_dir, layout, split)
     done = _load_manifest(out_dir, entries)
     _write_spec(out_dir, spec, sorted({p.condition for p in plan if p.condition}), layout)
     _write_meta_csv(out_dir, [entries[i] for i in sorted(done)], split)
-    dev = resolve_device(device)
-    generator.to(dev)
-    blocks = [plan[i : i + batch_size] for i in range(0, len(plan), batch_size)]
-    todo = [b for b in blocks if any(p.index not in done for p in b)]
-    log.info("synthesize: %d samples (%d done) into %s", len(plan), len(done), out_dir)
-    try:
-        for block in progress(todo, desc="synthesize", total=len(todo)):
-            images = _render(generator, block, maps, spec, dev)  # [B, H, W, 3] uint8
-            for p, image in zip(block, images, strict=True):
-                if p.index not in done:
-                    _write_sample(
-                        out_dir, layout, split, entries[p.index], _mask_for_layout(maps[p.map_index], layout), image
-                    )
-                    done.add(p.index)
-                    if on_sample is not None:
-                        on_sample(p.index)
-    finally:
-        _write_meta_csv(out_dir, [entries[i] for i in sorted(done)], split)
-    return out_dir
+    return done
 
 
 def synthesize_from_config(
@@ -193,18 +209,8 @@ def synthesize_from_config(
         if not recomposed:
             raise DataError(f"maps={cfg.maps!r} needs recomposed label maps; run recompose first or use 'original'")
         sources += label_sources_from_recomposed(recomposed, dataset)
-    return synthesize(
-        cfg.generator,
-        sources,
-        out_dir,
-        cfg.conditions,
-        cfg.k,
-        cfg.seed,
-        cfg.layout,
-        cfg.split,
-        cfg.batch_size,
-        on_sample=on_sample,
-    )
+    return synthesize(cfg.generator, sources, out_dir, cfg.conditions, cfg.k, cfg.seed, cfg.layout, cfg.split,
+                      cfg.batch_size, on_sample=on_sample)  # fmt: skip
 
 
 def _write_sample(out_dir: Path, layout: str, split: str, entry: dict, mask: np.ndarray, image: np.ndarray) -> None:
@@ -335,8 +341,9 @@ def _load_manifest(out_dir: Path, entries: list[dict]) -> set[int]:
             )
         done.add(i)
         kept.append(line)
-    if len(kept) != len(lines):
-        ckpt.atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+    ordered = [line for _, line in sorted(zip((json.loads(k)["index"] for k in kept), kept, strict=True))]
+    if ordered != lines:  # a torn last line dropped, or lines appended by several ranks put in index order
+        ckpt.atomic_write_text(path, "".join(f"{line}\n" for line in ordered))
     return done
 
 
@@ -352,18 +359,14 @@ def _write_spec(out_dir: Path, spec: ClassSpec, conditions: Sequence[str], layou
     spec.save(out_dir / "classes.json")
 
 
-@torch.no_grad()
-def _render(generator: torch.nn.Module, block: list[_Planned], maps: list[np.ndarray], spec: ClassSpec, device):
-    """[B, H, W, 3] uint8 renders of one block; z comes from each sample's own seed, so it is batch-independent."""
-    labels = torch.from_numpy(np.stack([maps[p.map_index] for p in block])).to(device)  # [B, H, W]
-    onehot = one_hot(labels, spec.num_classes, spec.ignore_index)  # [B, K, H, W]
-    z_dim = int(getattr(generator, "z_dim", 0))
-    z = torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(p.seed)) for p in block])
-    cond = None
-    if block[0].condition_id is not None:
-        cond = torch.tensor([p.condition_id for p in block], dtype=torch.long, device=device)
-    images = generator(onehot, z.to(device), cond)  # [B, 3, H, W] in [-1, 1]
-    return to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
+def _render(generator: torch.nn.Module, block: list[_Planned], maps: list[np.ndarray], spec: ClassSpec):
+    """(images [B, H, W, 3] uint8, label maps [B, H, W] ids) of one block, as the generator returns them; each
+    sample's noise comes from its own seed, so a sample does not depend on the block it is rendered in."""
+    labels = torch.from_numpy(np.stack([maps[p.map_index] for p in block]))  # [B, H, W]
+    condition = torch.tensor([-1 if p.condition_id is None else p.condition_id for p in block])
+    z = seeded_noise(generator.z_dim, [p.seed for p in block])
+    out = render(generator, z, labels, condition, ignore_index=spec.ignore_index)
+    return to_uint8(out.images).permute(0, 2, 3, 1).numpy(), out.label_maps.numpy()
 
 
 def _mask_for_layout(label_map: np.ndarray, layout: str) -> np.ndarray:
@@ -384,8 +387,12 @@ def _write_png(path: Path, array: np.ndarray) -> None:
 
 
 def _append_line(path: Path, line: str) -> None:
-    with path.open("a") as f:
-        f.write(line + "\n")
+    """One write(2) with O_APPEND: lines appended by several ranks at once never interleave."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 def _meta_row(entry: dict, split: str) -> str:

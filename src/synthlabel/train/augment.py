@@ -12,7 +12,7 @@ and labels keep the same geometry. Choices, as in DiffAugment:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -29,6 +29,10 @@ class AugmentParams:
     contrast: torch.Tensor  # [B] factor on the distance to the image mean; 1 = off
     translation: torch.Tensor  # [B, 2] long pixels (dy, dx); 0 = off
     cutout: torch.Tensor  # [B, 4] long (top, left, height, width); height 0 = off
+
+    def select(self, rows: slice | torch.Tensor) -> AugmentParams:
+        """The parameters of some samples (e.g. this rank's rows of parameters drawn for the global batch)."""
+        return AugmentParams(*(getattr(self, f.name)[rows] for f in fields(self)))
 
 
 def translate(x: torch.Tensor, shift: torch.Tensor, fill: float | int) -> torch.Tensor:

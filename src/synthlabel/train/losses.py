@@ -1,5 +1,6 @@
-"""Adversarial losses for label map -> image GANs: hinge / non-saturating, feature matching (pix2pixHD), OASIS
-segmentation losses, R1, and `GANLoss`, which runs them as StyleGAN2-ADA's named phases Gmain, Dmain, Dreg."""
+"""Adversarial losses: hinge / non-saturating, feature matching (pix2pixHD), OASIS's class-balanced segmentation
+losses, R1; and the loss objects that run them as StyleGAN2-ADA's named phases (Dmain, lazy Dreg, Gmain), one per
+kind of GAN: `LabelImageLoss` (label map -> image) and `ClassImageLoss` (class -> image)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthlabel.generators.common import one_hot
-from synthlabel.generators.discriminators import class_balanced_cross_entropy
-from synthlabel.train.augment import DiffAugment
+from synthlabel.nn.labels import one_hot
+from synthlabel.train.augment import AugmentParams, DiffAugment
+from synthlabel.train.batch import GANBatch
 
 PatchOutput = list[list[torch.Tensor]]  # per scale: [features..., logits [B, 1, h, w]]
 
@@ -54,6 +55,30 @@ def feature_matching_loss(real_out: PatchOutput, fake_out: PatchOutput) -> torch
     return torch.stack(terms).mean()
 
 
+def class_balance_weights(target: torch.Tensor, valid: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-class weights [N] inverse to the class's pixel count in this batch, scaled so the mean weight over
+    valid pixels is 1: every class present contributes equally, however few pixels it has (OASIS)."""
+    counts = torch.bincount(target[valid], minlength=num_classes).float()
+    present = counts > 0
+    weights = torch.zeros_like(counts)
+    weights[present] = valid.sum() / (present.sum() * counts[present])
+    return weights
+
+
+def class_balanced_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int, balance: bool = True
+) -> torch.Tensor:
+    """Per-pixel cross-entropy, class-balanced per batch. logits [B, N, H, W]; target [B, H, W] ids in 0..N-1 or
+    `ignore_index` (ignored pixels have weight 0). Returns the weighted mean over valid pixels (a scalar)."""
+    valid = target != ignore_index
+    ids = torch.where(valid, target, torch.zeros_like(target))
+    ce = F.cross_entropy(logits.float(), ids, reduction="none")  # [B, H, W]
+    weight = valid.float()
+    if balance:
+        weight = weight * class_balance_weights(ids, valid, logits.shape[1])[ids]
+    return (ce * weight).sum() / valid.sum().clamp(min=1)
+
+
 def oasis_d_loss(
     real_logits: torch.Tensor, fake_logits: torch.Tensor, label_map: torch.Tensor, ignore_index: int
 ) -> torch.Tensor:
@@ -89,19 +114,63 @@ def r1_penalty(scores: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
 
 
 class GANLoss:
-    """Named phases as in StyleGAN2-ADA: `g_main` (Gmain), `d_main` (Dmain) and `d_reg` (Dreg, lazy R1 run every
-    `r1_interval` steps, see `wants_reg`). Each returns (loss, stats); the caller runs backward and the optimizer
-    step (freeze D's parameters during Gmain to save work). Real and fake go through `augment` with the same
-    sampled parameters, and so do their label maps. The discriminator's `kind` picks the loss family.
+    """Named phases as in StyleGAN2-ADA: `phases(step)` lists them (Dmain, Dreg every `r1_interval` steps when
+    `r1_gamma` > 0, Gmain) and `loss(phase, batch)` computes one as (loss, stats). The trainer runs backward, syncs
+    the gradients of the phase's network ("G..." or "D...") and steps its optimizer; `fp32_phases` run without
+    autocast. A new kind of GAN is a subclass with its own `d_main`, `g_main` (and `d_reg`).
 
     Args:
         generator, discriminator: registered networks (see synthlabel.generators).
-        num_classes, ignore_index: the label maps' K and ignore id.
-        augment: a DiffAugment module or None.
-        adversarial: "hinge" or "nonsat" (patch discriminators; OASIS always uses its cross-entropy).
-        feature_matching: weight of the feature-matching term in Gmain (patch discriminators only).
+        augment: a DiffAugment module or None; its parameters are drawn for the global batch (so a rank keeps the
+            ones of its rows and the draws do not depend on the number of processes).
         r1_gamma: R1 weight (0 = off); the penalty is scaled by gamma / 2 * r1_interval.
         r1_interval: Dreg runs every this many steps.
+    """
+
+    fp32_phases = ("Dreg",)  # R1 is the norm of a gradient, which bf16 rounding would swamp
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        augment: DiffAugment | None = None,
+        r1_gamma: float = 0.0,
+        r1_interval: int = 16,
+    ):
+        self.G, self.D, self.augment = generator, discriminator, augment
+        self.r1_gamma, self.r1_interval = r1_gamma, r1_interval
+
+    def phases(self, step: int) -> list[str]:
+        return ["Dmain", *(["Dreg"] if self.wants_reg(step) else []), "Gmain"]
+
+    def wants_reg(self, step: int) -> bool:
+        """True on the steps where Dreg should run (lazy regularization)."""
+        return self.r1_gamma > 0 and step % self.r1_interval == 0
+
+    def __call__(self, phase: str, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """(loss, stats) of one phase: `d_main`, `d_reg` or `g_main`, which a subclass defines."""
+        method = {"Dmain": "d_main", "Dreg": "d_reg", "Gmain": "g_main"}.get(phase)
+        if method is None or not hasattr(self, method):
+            raise ValueError(f"{type(self).__name__} has no phase {phase!r}")
+        return getattr(self, method)(batch)
+
+    def augment_params(self, batch: GANBatch, image: torch.Tensor) -> AugmentParams | None:
+        """Augmentation parameters of this batch's rows, drawn for the whole global batch."""
+        if self.augment is None:
+            return None
+        return self.augment.sample(batch.global_size, tuple(image.shape[-2:])).select(batch.rows)
+
+
+class LabelImageLoss(GANLoss):
+    """Label map -> image GAN. Real and fake go through `augment` with the same sampled parameters, and so do their
+    label maps. The discriminator's `kind` picks the loss family: "patch" (adversarial + feature matching) or
+    "segmentation" (OASIS). Gradients equal the single-process ones under data parallelism except OASIS's class
+    balancing, which counts the pixels of each rank's rows (like batch norm statistics).
+
+    Args (beyond GANLoss's):
+        num_classes, ignore_index: the label maps' K and ignore id.
+        adversarial: "hinge" or "nonsat" (patch discriminators; OASIS always uses its cross-entropy).
+        feature_matching: weight of the feature-matching term in Gmain (patch discriminators only).
     """
 
     def __init__(
@@ -116,11 +185,10 @@ class GANLoss:
         r1_gamma: float = 0.0,
         r1_interval: int = 16,
     ):
-        self.G, self.D, self.augment = generator, discriminator, augment
+        super().__init__(generator, discriminator, augment, r1_gamma, r1_interval)
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.adversarial, self.feature_matching = adversarial, feature_matching
-        self.r1_gamma, self.r1_interval = r1_gamma, r1_interval
-        self.segmentation = getattr(discriminator, "kind", "patch") == "segmentation"
+        self.segmentation = discriminator.kind == "segmentation"
 
     def one_hot(self, label_map: torch.Tensor) -> torch.Tensor:
         """[B, H, W] ids -> [B, K, H, W] one-hot (ignore -> zeros)."""
@@ -132,38 +200,36 @@ class GANLoss:
             image, label_map = self.augment(image, label_map, params=params)
         return self.D(image, self.one_hot(label_map).to(image), condition), label_map
 
-    def _params(self, image: torch.Tensor):
-        return None if self.augment is None else self.augment.sample(image.shape[0], tuple(image.shape[-2:]))
+    def generate(self, batch: GANBatch) -> torch.Tensor:
+        return self.G(self.one_hot(batch.label_map), batch.z, batch.condition)
 
-    def g_main(self, real, label_map, condition=None, z=None) -> tuple[torch.Tensor, dict[str, float]]:
-        """Gmain: fool D (+ feature matching against the real image with the same augmentation).
-
-        real [B, 3, H, W], label_map [B, H, W] ids, condition [B] or None, z [B, z_dim] or None."""
-        fake = self.G(self.one_hot(label_map), z, condition)
-        params = self._params(fake)
-        fake_out, aug_labels = self.run_D(fake, label_map, condition, params)
+    def g_main(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Gmain: fool D (+ feature matching against the real image with the same augmentation)."""
+        fake = self.generate(batch)
+        params = self.augment_params(batch, fake)
+        fake_out, aug_labels = self.run_D(fake, batch.label_map, batch.condition, params)
         if self.segmentation:
             loss = oasis_g_loss(fake_out, aug_labels, self.ignore_index)
-            return loss, {"G/adv": loss.item()}
+            return loss, {"G/loss": loss.item(), "G/adv": loss.item()}
         adv = patch_g_loss(fake_out, self.adversarial)
         stats = {"G/adv": adv.item()}
         if self.feature_matching > 0:
             with torch.no_grad():
-                real_out, _ = self.run_D(real, label_map, condition, params)
+                real_out, _ = self.run_D(batch.real, batch.label_map, batch.condition, params)
             fm = feature_matching_loss(real_out, fake_out)
             stats["G/fm"] = fm.item()
             adv = adv + self.feature_matching * fm
-        return adv, stats
+        return adv, {"G/loss": adv.item(), **stats}
 
-    def d_main(self, real, label_map, condition=None, z=None) -> tuple[torch.Tensor, dict[str, float]]:
+    def d_main(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Dmain: real -> real, fake (generated without gradient to G) -> fake, both with the same augmentation.
 
         stats["D/real_sign"] is E[sign(realness(D(real)))], ADA's overfitting signal for `DiffAugment.update`."""
         with torch.no_grad():
-            fake = self.G(self.one_hot(label_map), z, condition)
-        params = self._params(real)
-        real_out, aug_labels = self.run_D(real, label_map, condition, params)
-        fake_out, _ = self.run_D(fake, label_map, condition, params)
+            fake = self.generate(batch)
+        params = self.augment_params(batch, batch.real)
+        real_out, aug_labels = self.run_D(batch.real, batch.label_map, batch.condition, params)
+        fake_out, _ = self.run_D(fake, batch.label_map, batch.condition, params)
         if self.segmentation:
             loss = oasis_d_loss(real_out, fake_out, aug_labels, self.ignore_index)
         else:
@@ -171,13 +237,40 @@ class GANLoss:
         real_sign = realness(real_out).sign().mean().item()
         return loss, {"D/loss": loss.item(), "D/real_sign": real_sign}
 
-    def wants_reg(self, step: int) -> bool:
-        """True on the steps where Dreg should run (lazy regularization)."""
-        return self.r1_gamma > 0 and step % self.r1_interval == 0
-
-    def d_reg(self, real, label_map, condition=None) -> tuple[torch.Tensor, dict[str, float]]:
+    def d_reg(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Dreg: R1 on real images (gradient taken through the augmentation, w.r.t. the un-augmented image)."""
-        real = real.detach().requires_grad_(True)
-        out, _ = self.run_D(real, label_map, condition, self._params(real))
+        real = batch.real.detach().requires_grad_(True)
+        out, _ = self.run_D(real, batch.label_map, batch.condition, self.augment_params(batch, real))
         penalty = r1_penalty(realness(out), real)
         return penalty * (self.r1_gamma / 2) * self.r1_interval, {"D/r1": penalty.item()}
+
+
+class ClassImageLoss(GANLoss):
+    """Class -> image GAN (per-class or class-conditional): D(image, class) gives one logit per sample. Real and
+    fake are augmented with parameters drawn separately, as DiffAugment does; no Dreg (R1 is off)."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        augment: DiffAugment | None = None,
+        adversarial: str = "nonsat",
+    ):
+        super().__init__(generator, discriminator, augment)
+        self.adversarial = adversarial
+
+    def _aug(self, images: torch.Tensor, batch: GANBatch) -> torch.Tensor:
+        if self.augment is None:
+            return images
+        return self.augment(images, params=self.augment_params(batch, images))[0]
+
+    def d_main(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            fake = self.G(batch.z, batch.labels)
+        real_logits = self.D(self._aug(batch.real, batch), batch.labels)
+        loss = d_loss(real_logits, self.D(self._aug(fake, batch), batch.labels), self.adversarial)
+        return loss, {"D/loss": loss.item(), "D/real_sign": real_logits.float().sign().mean().item()}
+
+    def g_main(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = g_loss(self.D(self._aug(self.G(batch.z, batch.labels), batch), batch.labels), self.adversarial)
+        return loss, {"G/loss": loss.item()}

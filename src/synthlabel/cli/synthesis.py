@@ -1,30 +1,25 @@
-"""CLI subcommands of the generator stages: train-gen, bank, synth, fidelity, filter."""
+"""Generator-side subcommands: train-gen, bank, synth, fidelity, filter."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
+from synthlabel.cli.common import config_args, data_args, parse_pairs, resolved_config
+from synthlabel.config import GenConfig
+from synthlabel.data.datasets import SegDataset, open_dataset
+from synthlabel.data.subset import read_split_file
+from synthlabel.errors import ConfigError
+from synthlabel.synth.targets import Targets
 
-def _pairs(items: list[str] | None, what: str) -> dict[str, float]:
-    """['Pole=0.03', 'Pedestrian=3%'] -> {'Pole': 0.03, 'Pedestrian': '3%'} (values parsed by the callee)."""
-    from synthlabel.errors import ConfigError
-
-    out = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"{what} {item!r} must look like CLASS=VALUE")
-        out[name] = value if value.endswith("%") else float(value)
-    return out
+# Stage modules are imported inside the commands, for speed only (see synthlabel.cli).
 
 
-def cmd_train_gen(a) -> int:
-    from synthlabel.cli import _load
-    from synthlabel.config import GenConfig
+def cmd_train_gen(a: argparse.Namespace) -> int:
     from synthlabel.generators.workflow import train_generator
 
-    cfg = _load(GenConfig, a)
+    cfg = resolved_config(GenConfig, a)
     if a.dry_run:
         return 0
     result = train_generator(cfg, a.out, resume=a.resume)
@@ -32,13 +27,11 @@ def cmd_train_gen(a) -> int:
     return 0
 
 
-def cmd_bank(a) -> int:
-    from synthlabel.data.datasets import open_dataset
+def cmd_bank(a: argparse.Namespace) -> int:
     from synthlabel.synth.class_bank import ClassBank
 
     ds = open_dataset(a.path, a.split, a.layout, class_map=a.class_map)
-    classes = a.classes.split(",") if a.classes else None
-    bank = ClassBank.from_dataset(ds, classes, a.min_area)
+    bank = ClassBank.from_dataset(ds, a.classes.split(",") if a.classes else None, a.min_area)
     bank.save(a.out)
     for cid in bank.classes:
         print(f"{ds.out_spec.names[cid]}: {len(bank.segments(cid))} segments")
@@ -46,39 +39,29 @@ def cmd_bank(a) -> int:
     return 0
 
 
-def _recomposed(a, ds):
+def _recomposed(a: argparse.Namespace, ds: SegDataset) -> list:
     from synthlabel.synth.class_bank import ClassBank
-    from synthlabel.synth.recompose import recompose
-    from synthlabel.synth.targets import Targets
+    from synthlabel.synth.recompose import recompose_dataset
 
     if not a.bank:
-        from synthlabel.errors import ConfigError
-
         raise ConfigError("--maps recomposed/both needs --bank DIR (build it with `synthlabel bank`)")
     bank = ClassBank.load(a.bank)
     if a.targets:
         targets = Targets.from_yaml(a.targets, ds.out_spec)
     else:
-        targets = Targets.min_fraction(_pairs(a.min_fraction, "--min-fraction"), ds.out_spec)
-    maps = [ds.read_label(i) for i in range(len(ds))]
-    return recompose(maps, bank, targets, rng_seed=a.seed, n_out=a.n_out, mix_prob=a.mix_prob)
+        targets = Targets.min_fraction(parse_pairs(a.min_fraction, "--min-fraction"), ds.out_spec)
+    return recompose_dataset(ds, bank, targets, a.n_out, a.seed, a.mix_prob)
 
 
-def cmd_synth(a) -> int:
-    from synthlabel.data.datasets import open_dataset
-    from synthlabel.data.subset import read_split_file
+def cmd_synth(a: argparse.Namespace) -> int:
     from synthlabel.synth.synthesize import SynthesizeConfig, synthesize_from_config
 
     ds = open_dataset(a.data, a.split, a.layout, class_map=a.class_map)
     if a.subset:
         ds = ds.subset(read_split_file(a.subset, ds))
+    conditions = a.conditions.split(",") if a.conditions else []
     cfg = SynthesizeConfig(
-        generator=a.generator,
-        maps=a.maps,
-        conditions=a.conditions.split(",") if a.conditions else [],
-        k=a.k,
-        seed=a.seed,
-        split=a.out_split,
+        generator=a.generator, maps=a.maps, conditions=conditions, k=a.k, seed=a.seed, split=a.out_split
     )
     recomposed = _recomposed(a, ds) if a.maps in ("recomposed", "both") else None
     out = synthesize_from_config(cfg, ds, a.out, recomposed)
@@ -86,8 +69,8 @@ def cmd_synth(a) -> int:
     return 0
 
 
-def cmd_fidelity(a) -> int:
-    from synthlabel.eval.generator_metrics import fidelity_report
+def cmd_fidelity(a: argparse.Namespace) -> int:
+    from synthlabel.downstream.workflow import fidelity_report
 
     out = a.out or Path(a.synth) / "fidelity.json"
     r = fidelity_report(a.segmenter, a.synth, a.real, a.synth_split, a.real_split, out=out)
@@ -98,17 +81,18 @@ def cmd_fidelity(a) -> int:
     return 0
 
 
-def cmd_filter(a) -> int:
+def cmd_filter(a: argparse.Namespace) -> int:
     from synthlabel.synth.filters import filter_samples
 
     scores = json.loads(Path(a.scores).read_text())
     scores = scores.get("per_sample", scores)
-    kept = filter_samples(a.synth, scores, a.threshold, _pairs(a.quota, "--quota") or None, a.keep_fraction, a.split)
+    quotas = parse_pairs(a.quota, "--quota") or None
+    kept = filter_samples(a.synth, scores, a.threshold, quotas, a.keep_fraction, a.split)
     print(f"kept {len(kept)} of {len(scores)} samples; {Path(a.synth) / 'keep.txt'} works as data.subset.file")
     return 0
 
 
-def add_parsers(sub, config_args, data_args) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("train-gen", help="train a label map -> image generator (spade, pix2pix)")
     config_args(s)
     s.add_argument("--out", default="runs/generator", help="run directory")
@@ -123,6 +107,11 @@ def add_parsers(sub, config_args, data_args) -> None:
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_bank)
 
+    _add_synth_parser(sub)
+    _add_filter_parsers(sub)
+
+
+def _add_synth_parser(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("synth", help="render label maps (original and/or recomposed) into a labeled dataset")
     s.add_argument("generator", help="generator model directory (from train-gen)")
     s.add_argument("--data", required=True, help="dataset whose label maps are rendered")
@@ -143,6 +132,8 @@ def add_parsers(sub, config_args, data_args) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=cmd_synth)
 
+
+def _add_filter_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("fidelity", help="label fidelity of a synthetic set with a segmenter trained on real data")
     s.add_argument("segmenter", help="segmenter model directory")
     s.add_argument("--synth", required=True)

@@ -1,10 +1,15 @@
-"""CLI subcommand of the classification study: `synthlabel cls-experiment CONFIG.yaml [key=value ...]`."""
+"""The classification study subcommand: `synthlabel cls-experiment CONFIG.yaml [key=value ...]`."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
+from synthlabel.cli.common import config_args, resolved_config
+from synthlabel.cls.config import ClsExperimentConfig
 from synthlabel.errors import ConfigError
+
+# Stage modules are imported inside the commands, for speed only (see synthlabel.cli).
 
 
 def parse_runs(text: str | None, total: int) -> list[int] | None:
@@ -21,13 +26,11 @@ def parse_runs(text: str | None, total: int) -> list[int] | None:
     return runs
 
 
-def cmd_cls_experiment(a) -> int:
-    from synthlabel.cli import _load
-    from synthlabel.cls.config import ClsExperimentConfig
+def cmd_cls_experiment(a: argparse.Namespace) -> int:
     from synthlabel.cls.experiment import run_study
     from synthlabel.cls.report import summary_markdown
 
-    cfg = _load(ClsExperimentConfig, a)
+    cfg = resolved_config(ClsExperimentConfig, a)
     if a.dry_run:
         return 0
     summary = run_study(cfg, a.out, runs=parse_runs(a.runs, cfg.runs))
@@ -36,7 +39,7 @@ def cmd_cls_experiment(a) -> int:
     return 0
 
 
-def add_parsers(sub, config_args, data_args) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser(
         "cls-experiment",
         help="classifier augmentation study: GANs per run, selection, classifier arms x runs, report (resumable)",

@@ -11,15 +11,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from synthlabel.cls.nets import base_size, check_labels, num_levels, pack_slots
-from synthlabel.registry import CLASS_DISCRIMINATORS, CLASS_GENERATORS
+from synthlabel.generators.common import base_size, check_labels, num_levels, pack_slots
+from synthlabel.registry import DISCRIMINATORS, GENERATORS
 
 
+@GENERATORS.register("dcgan")
 class PerClassGenerator(nn.Module):
     """K independent DCGAN generators: z [B, z_dim] and labels [B] -> images [B, C, H, W] in [-1, 1].
 
     Each is project -> (up-convolution 4x4 stride 2, batch norm, ReLU) per level -> tanh, with width * 2^i
     channels i levels above the image; the base is the image size divided by 2^levels (7x7 for 28x28)."""
+
+    conditioning = ("class", "noise")
 
     def __init__(
         self,
@@ -62,10 +65,13 @@ class PerClassGenerator(nn.Module):
         return self.forward_packed(packed)[slots, labels]
 
 
+@DISCRIMINATORS.register("dcgan")
 class PerClassDiscriminator(nn.Module):
     """K independent DCGAN discriminators: images [B, C, H, W] and labels [B] -> logits [B] (class k's sample is
     judged by class k's network). (Convolution 4x4 stride 2, batch norm except first, LeakyReLU 0.2) per level,
     then a per-class linear layer over the base feature map."""
+
+    conditioning, kind = ("class",), "logit"
 
     def __init__(self, num_classes: int, channels: int = 1, image_size: tuple[int, int] = (28, 28), width: int = 16):
         super().__init__()
@@ -92,7 +98,3 @@ class PerClassDiscriminator(nn.Module):
         packed = images.new_zeros(rows, self.num_classes, *images.shape[1:])
         packed[slots, labels] = images
         return self.forward_packed(packed)[slots, labels]
-
-
-CLASS_GENERATORS.register("dcgan")(PerClassGenerator)
-CLASS_DISCRIMINATORS.register("dcgan")(PerClassDiscriminator)

@@ -8,9 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthlabel.cls.nets import base_size, check_labels, num_levels
-from synthlabel.generators.common import maybe_spectral_norm
-from synthlabel.registry import CLASS_DISCRIMINATORS, CLASS_GENERATORS
+from synthlabel.generators.common import base_size, check_labels, maybe_spectral_norm, num_levels
+from synthlabel.registry import DISCRIMINATORS, GENERATORS
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -30,10 +29,13 @@ class ConditionalBatchNorm(nn.Module):
         return self.norm(x) * gain.to(x.dtype) + bias.to(x.dtype)
 
 
+@GENERATORS.register("cgan")
 class CondGenerator(nn.Module):
     """z [B, z_dim] and labels [B] -> images [B, C, H, W] in [-1, 1], DCGAN-shaped: project z and the one-hot label
     to the base size, then per level conditional batch norm, ReLU and a 4x4 stride-2 up-convolution (the last to C
     channels, tanh), with width * 2^i channels i levels above the image (7x7 base for 28x28)."""
+
+    conditioning = ("class", "noise")
 
     def __init__(
         self,
@@ -68,11 +70,14 @@ class CondGenerator(nn.Module):
         return torch.tanh(x)
 
 
+@DISCRIMINATORS.register("cgan")
 class ProjectionDiscriminator(nn.Module):
     """images [B, C, H, W] and labels [B] -> logits [B], DCGAN-shaped: per level a 4x4 stride-2 convolution
     (batch norm except the first, LeakyReLU 0.2; width * 2^i channels), features h = mean over positions,
     logit = w . h + embed(label) . h (the projection). spectral_norm: spectral-normed layers instead of batch norm
     (Miyato & Koyama's choice; slower to train from few images here)."""
+
+    conditioning, kind = ("class",), "logit"
 
     def __init__(
         self,
@@ -101,7 +106,3 @@ class ProjectionDiscriminator(nn.Module):
         check_labels(labels, self.num_classes, images.shape[0])
         h = self.body(images).mean(dim=(2, 3))  # [B, c]
         return self.linear(h)[:, 0] + (self.embed(labels).to(h.dtype) * h).sum(dim=1)
-
-
-CLASS_GENERATORS.register("cgan")(CondGenerator)
-CLASS_DISCRIMINATORS.register("cgan")(ProjectionDiscriminator)

@@ -1,0 +1,244 @@
+"""One supervised training loop for every downstream model (timm's task pattern): a task turns a model's outputs on a
+batch into its loss; the trainer owns batching by (seed, step), optimizer and schedule, logging, checkpoints with
+exact resume, validation and scale-out (DDP under torchrun, see synthlabel.distributed)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synthlabel import checkpoint as ckpt
+from synthlabel import distributed
+from synthlabel.device import Precision
+from synthlabel.runs import Run, log, progress
+from synthlabel.train.batch import step_generator
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs [B, ...] float, targets [B, ...]): a whole global batch
+Batches = Callable[[int, torch.Generator], Batch]  # (step, generator of the step) -> its global batch
+Augment = Callable[[torch.Tensor, torch.Tensor, torch.Generator], Batch]  # a batch hook drawing from the generator
+
+
+class Task(Protocol):
+    """What a model learns: `loss` of its outputs on a batch, the mean over `count(targets)` (samples, or the weight
+    of the valid pixels), which lets each rank normalise by the global count (synthlabel.distributed)."""
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+
+    def count(self, targets: torch.Tensor) -> float: ...
+
+
+class Classification:
+    """Cross-entropy over classes (or conditions): outputs [B, K], targets [B] class ids; the mean is per sample."""
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs, targets)
+
+    def count(self, targets: torch.Tensor) -> float:
+        return float(targets.shape[0])
+
+
+@dataclass
+class Segmentation:
+    """Per-pixel cross-entropy, class-weighted, skipping `ignore_index`: outputs [B, K, H, W], targets [B, H, W]; the
+    mean is over the summed weight of the valid pixels (PyTorch's weighted mean)."""
+
+    ignore_index: int
+    weights: torch.Tensor | None = None  # [K]
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        weights = self.weights.to(outputs.device) if self.weights is not None else None
+        return F.cross_entropy(outputs, targets, weight=weights, ignore_index=self.ignore_index)
+
+    def count(self, targets: torch.Tensor) -> float:
+        valid = targets[targets != self.ignore_index]
+        return float(self.weights.to(valid.device)[valid].sum()) if self.weights is not None else float(valid.numel())
+
+
+@dataclass(frozen=True)
+class SupervisedConfig:
+    """Steps, batch, optimizer (AdamW) and schedule, and how often to log, validate and checkpoint (0 = never;
+    validation and the checkpoint also run at the end)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    schedule: Literal["constant", "poly", "cosine"] = "constant"
+    warmup_steps: int = 0  # poly only: linear warm-up
+    poly_power: float = 0.9
+    fused: bool = False  # fused AdamW (one kernel per step) where this torch/device has it
+    seed: int = 0
+    log_every: int = 0
+    eval_every: int = 0
+    checkpoint_every: int = 0
+    channels_last: bool = True
+    desc: str | None = None  # progress label (None: no progress output)
+
+
+def lr_lambda(cfg: SupervisedConfig) -> Callable[[int], float]:
+    """Factor of the base learning rate at a step: constant, poly decay after a linear warm-up, or cosine to 0."""
+    total, warmup, power = cfg.steps, cfg.warmup_steps, cfg.poly_power
+    if cfg.schedule == "cosine":
+        return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    if cfg.schedule == "poly":
+        return lambda step: (
+            (step + 1) / warmup if step < warmup else max(0.0, 1.0 - (step - warmup) / max(1, total - warmup)) ** power
+        )
+    return lambda step: 1.0
+
+
+def make_optimizer(params, cfg: SupervisedConfig) -> torch.optim.Optimizer:
+    params = list(params)
+    if cfg.fused:
+        try:
+            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        except (RuntimeError, TypeError):  # this torch/device lacks the fused kernel
+            pass
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class SupervisedTrainer:
+    """One training run of `model` on `task`: the batch of each step, the step, validation, checkpoint and resume are
+    separate methods. Under torchrun every rank draws the same global batch and trains on its slice (the loss is
+    normalised by the global count, so gradients equal one process's); rank 0 alone writes. Batch norm keeps
+    per-rank batch statistics on CPU (torch has no SyncBatchNorm there): for results independent of the number of
+    processes use a batch-free norm (the U-Net's norm=group) and no dropout (its masks are drawn per rank).
+
+    batches: (step, generator) -> global batch; augment: hooks applied to it in order with the same generator (a
+    hook with its own generator exposes state_dict/load_state_dict and is checkpointed); validate: (model, step) ->
+    metrics, run on rank 0; save_model: writes the model (unwrapped) beside the training state."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        batches: Batches,
+        cfg: SupervisedConfig,
+        precision: Precision,
+        augment: Sequence[Augment] = (),
+        validate: Callable[[nn.Module, int], dict | None] | None = None,
+        run: Run | None = None,
+        state_path: Path | None = None,
+        save_model: Callable[[nn.Module], None] | None = None,
+    ):
+        distributed.init(precision.device)
+        self.device = distributed.local_device(precision.device)
+        self.precision = Precision(self.device, precision.bf16)
+        self.task, self.batches, self.cfg, self.augment = task, batches, cfg, list(augment)
+        self.validate_fn, self.run, self.state_path, self.save_model = validate, run, state_path, save_model
+        memory = torch.channels_last if cfg.channels_last else torch.preserve_format
+        self.net = distributed.wrap(model.to(self.device, memory_format=memory), self.device)
+        self.model = distributed.unwrap(self.net)
+        self.optimizer = make_optimizer(self.model.parameters(), cfg)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
+        self.step, self.last_loss = 0, math.nan
+
+    def batch(self, step: int) -> Batch:
+        """The global batch of `step`, augmented: a pure function of (seed, step), so a resumed run replays it."""
+        g = step_generator(self.cfg.seed, step)
+        inputs, targets = self.batches(step, g)
+        for hook in self.augment:
+            inputs, targets = hook(inputs, targets, g)
+        return inputs, targets
+
+    def train_step(self, step: int) -> float:
+        """One optimizer step on this rank's slice of the batch; returns the slice's mean loss."""
+        inputs, targets = self.batch(step)
+        total = self.task.count(targets)
+        part = distributed.local_slice(len(targets))
+        inputs, targets = inputs[part], targets[part]
+        x = inputs.to(self.device)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self.precision.autocast():
+            outputs = self.net(x)
+        loss = self.task.loss(outputs.float(), targets.to(self.device))
+        # this slice's share of the global mean (1 in one process, so the loss is PyTorch's own mean there)
+        share = float(distributed.global_mean(torch.tensor(self.task.count(targets), dtype=torch.float64), total))
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss * share).backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.item()
+
+    def fit(self, on_step: Callable[[SupervisedTrainer], None] | None = None) -> dict | None:
+        """Train from `self.step` to the last step; returns the final validation metrics (None without them)."""
+        cfg, running = self.cfg, []
+        self.net.train()
+        steps = range(self.step, cfg.steps)
+        for step in progress(steps, desc=cfg.desc, total=len(steps)) if cfg.desc else steps:
+            self.last_loss = self.train_step(step)
+            running.append(self.last_loss)
+            self.step = step + 1
+            if self._due(cfg.log_every) or (cfg.log_every and self.step == cfg.steps):
+                self.log_loss(running)
+                running = []
+            if self._due(cfg.eval_every) and self.step < cfg.steps:
+                self.validate()
+            if self._due(cfg.checkpoint_every) and self.step < cfg.steps:
+                self.save()
+            if on_step is not None:
+                on_step(self)
+        val = self.validate()
+        self.save()
+        return val
+
+    def _due(self, every: int) -> bool:
+        return every > 0 and self.step % every == 0
+
+    def log_loss(self, losses: list[float]) -> None:
+        loss = distributed.all_reduce_mean(sum(losses) / len(losses))
+        if self.run is not None and distributed.is_main():
+            self.run.log_metrics(self.step, loss=loss, lr=self.scheduler.get_last_lr()[0])
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss} at step {self.step}; lower the learning rate")
+
+    def validate(self) -> dict | None:
+        if self.validate_fn is None or not distributed.is_main():
+            return None
+        return self.validate_fn(self.model, self.step)
+
+    def state_dict(self) -> dict:
+        state = {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": ckpt.rng_state(),
+        }
+        hooks = [h.state_dict() for h in self.augment if hasattr(h, "state_dict")]
+        return {**state, "augment": hooks} if hooks else state
+
+    def save(self) -> None:
+        """Rank 0 writes the model and the whole training state (weights, optimizer, schedule, RNG, step)."""
+        if not distributed.is_main():
+            return
+        if self.save_model is not None:
+            self.save_model(self.model)
+        if self.state_path is not None:
+            ckpt.save_state(self.state_path, self.state_dict())
+
+    def restore(self) -> bool:
+        """Continue from the saved training state (any world size); False when there is none."""
+        if self.state_path is None or not self.state_path.is_file():
+            return False
+        state = ckpt.load_state(self.state_path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"])
+        hooks = [h for h in self.augment if hasattr(h, "load_state_dict")]
+        for hook, hook_state in zip(hooks, state.get("augment", []), strict=True):
+            hook.load_state_dict(hook_state)
+        self.step = int(state["step"])
+        if self.run is not None and distributed.is_main():
+            self.run.truncate_metrics(self.step)
+        log.info("resumed %s at step %d", self.state_path.parent, self.step)
+        return True

@@ -1,0 +1,100 @@
+"""`synthlabel run` on data without a validation split: validation is carved from train before any training, and
+every stage that steers (segmenter validation, recomposition targets, filter reference, experiment) uses it; the
+test split is only reported. Data that cannot serve the chain stops it before any training."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from synthlabel import pipeline
+from synthlabel.config import PipelineConfig, load_config
+from synthlabel.data.datasets import open_dataset
+from synthlabel.errors import DataError
+from synthlabel.synth.targets import Targets, read_iou
+
+DEMO_YAML = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+TINY = [
+    "demo.n_train=10",
+    "demo.n_test=3",
+    "demo.size=[32, 48]",
+    "data.size=[32, 48]",
+    "model.width=8",
+    "model.depth=3",
+    "train.steps=2",
+    "train.batch_size=2",
+    "train.warmup_steps=1",
+    "generator.model.width=8",
+    "generator.train.steps=2",
+    "generator.train.batch_size=2",
+    "experiment.arms=[synthetic_recomposed]",
+]
+
+
+def tiny(out: Path, *overrides: str) -> PipelineConfig:
+    return load_config(PipelineConfig, DEMO_YAML, [f"out={out}", *TINY, *overrides])
+
+
+def spy(monkeypatch, name: str) -> list[dict]:
+    """Record the arguments of every call of pipeline.<name> (by parameter name), then call it."""
+    real, calls = getattr(pipeline, name), []
+
+    def wrapper(*args, **kwargs):
+        calls.append(inspect.signature(real).bind(*args, **kwargs).arguments)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, name, wrapper)
+    return calls
+
+
+def test_without_val_split_every_stage_steers_on_a_part_carved_from_train(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    calls = {
+        name: spy(monkeypatch, name)
+        for name in ("train_segmenter", "evaluate_segmenter", "recompose_dataset", "fidelity_report", "run_experiment")
+    }
+    pipeline.run_pipeline(tiny(out, "demo.n_val=0"))
+    train_split, val_split = f"train@{out / 'holdout' / 'train.txt'}", f"train@{out / 'holdout' / 'val.txt'}"
+    resolved = yaml.safe_load((out / "config.yaml").read_text())["data"]
+    assert (resolved["train_split"], resolved["val_split"]) == (train_split, val_split)
+    held, rest = ((out / "holdout" / f).read_text().split() for f in ("val.txt", "train.txt"))
+    assert len(held) == 2 and sorted(held + rest) == [r.image.name for r in open_dataset(out / "data").records]
+    assert "no 'val' split in" in (out / "log.txt").read_text()
+
+    assert [c["cfg"].data.val_split for c in calls["train_segmenter"]] == [val_split]
+    assert json.loads((out / "segmenter" / "val_metrics.json").read_text())["miou"] >= 0  # validated on the part
+    assert sorted(c["split"] for c in calls["evaluate_segmenter"]) == sorted([val_split, "test"])
+    eval_val = json.loads((out / "eval_val.json").read_text())
+    assert eval_val["split"] == val_split
+    (recompose,) = calls["recompose_dataset"]
+    spec = recompose["dataset"].out_spec
+    assert recompose["targets"] == Targets.from_iou(read_iou(out / "eval_val.json"), spec, 0.1)
+    assert [c["real_test"].split for c in calls["fidelity_report"]] == [val_split, val_split]
+    (experiment,) = calls["run_experiment"]
+    assert (experiment["cfg"].data.train_split, experiment["cfg"].data.val_split) == (train_split, val_split)
+    assert (out / "synth_recomposed" / "keep.txt").is_file() and (out / "summary.md").is_file()
+
+
+def test_a_validation_split_is_used_as_it_is(tmp_path):
+    cfg = pipeline.prepare_data(tiny(tmp_path, "demo.n_val=2"), tmp_path)
+    assert (cfg.data.train_split, cfg.data.val_split) == ("train", "val") and not (tmp_path / "holdout").exists()
+    cfg = pipeline.prepare_data(tiny(tmp_path, "demo.n_val=2", "data.val_split=null", "holdout.fraction=0.5"), tmp_path)
+    assert cfg.data.val_split == f"train@{tmp_path / 'holdout' / 'val.txt'}"
+    assert len((tmp_path / "holdout" / "val.txt").read_text().split()) == 5
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["demo.n_train=2", "demo.n_val=0"], "too few to hold out 2"),
+        (["eval_split=final"], "no split 'final'"),
+    ],
+)
+def test_data_that_cannot_serve_the_chain_stops_it_before_any_training(tmp_path, overrides, message):
+    with pytest.raises(DataError, match=message):
+        pipeline.run_pipeline(tiny(tmp_path / "run", *overrides))
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["data", "log.txt", "stages.json"]
