@@ -77,23 +77,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def atomic_torch_save(obj, path: Path) -> None:
-    with atomic_file(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def save_model(
     directory: str | Path, name: str, config: dict, networks: dict[str, torch.nn.Module], extra: dict | None = None
 ) -> Path:
     """Write `directory` atomically: config.json (registry name, config, versions) + `<net>.safetensors`."""
-    meta = {
-        "name": name,
-        "config": config,
-        "networks": sorted(networks),
-        "synthlabel_version": __version__,
-        "format_version": FORMAT_VERSION,
-        **(extra or {}),
-    }
+    meta = {"name": name, "config": config, "networks": sorted(networks), "synthlabel_version": __version__}
+    meta = {**meta, "format_version": FORMAT_VERSION, **(extra or {})}
     with atomic_dir(directory) as tmp:
         (tmp / "config.json").write_text(json.dumps(meta, indent=1))
         for key, net in networks.items():
@@ -132,7 +121,8 @@ def model_hash(directory: str | Path) -> str:
 
 def save_state(path: str | Path, state: dict) -> None:
     """Training state (optimizer, step, RNG, ...) as tensors and plain values."""
-    atomic_torch_save(state, Path(path))
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_state(path: str | Path) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Literal
 
@@ -127,8 +128,6 @@ class SegConfig(Strict):
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply `a.b.c=value` overrides (value parsed as YAML) to a nested dict, returning a new dict."""
-    import copy
-
     data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
@@ -318,14 +317,13 @@ class SynthStageConfig(Strict):
     recompose: RecomposeStageConfig = Field(default_factory=RecomposeStageConfig)
 
 
+StageArm = Literal["real", "copy_paste", "synthetic_original", "synthetic_recomposed"]
+
+
 class ExperimentStageConfig(Strict):
     """The experiment that closes `synthlabel run`: these arms, amounts and seeds against the real_aug baseline."""
 
-    arms: tuple[Literal["real", "copy_paste", "synthetic_original", "synthetic_recomposed"], ...] = (
-        "copy_paste",
-        "synthetic_original",
-        "synthetic_recomposed",
-    )
+    arms: tuple[StageArm, ...] = ("copy_paste", "synthetic_original", "synthetic_recomposed")
     seeds: tuple[int, ...] = Field((0,), min_length=1)
     amounts: tuple[float, ...] = Field((1.0,), min_length=1)
     mix: MixConfig = Field(default_factory=MixConfig)

@@ -22,9 +22,7 @@ class Precision:
     bf16: bool
 
     def autocast(self):
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
     def describe(self) -> str:
         return f"{self.device.type}{' bf16 autocast' if self.bf16 else ' fp32'}"
@@ -39,12 +37,6 @@ def resolve_device(device: str = "auto") -> torch.device:
 def resolve_precision(precision: str = "auto", device: str = "auto") -> Precision:
     """`auto`: bf16 on CUDA with bf16 support and on CPUs with bf16 units, fp32 otherwise."""
     dev = resolve_device(device)
-    if precision == "fp32":
-        return Precision(dev, False)
-    if dev.type == "cuda":
-        supported = torch.cuda.is_bf16_supported()
-    else:
-        supported = cpu_has_fast_bf16()
-    if precision == "bf16":
-        return Precision(dev, True)
-    return Precision(dev, supported)
+    if precision in ("fp32", "bf16"):
+        return Precision(dev, precision == "bf16")
+    return Precision(dev, torch.cuda.is_bf16_supported() if dev.type == "cuda" else cpu_has_fast_bf16())

@@ -12,7 +12,6 @@ The rules every trainer follows (see docs/architecture.md):
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -24,6 +23,11 @@ from synthlabel.errors import ConfigError
 def launched() -> bool:
     """True when started by torchrun (or another launcher that sets WORLD_SIZE > 1)."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def env_rank() -> int:
+    """This process's rank as the launcher set it (0 without one), known before the process group exists."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def init(device: torch.device | str = "cpu") -> bool:
@@ -104,16 +108,6 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
 def unwrap(model: nn.Module) -> nn.Module:
     """The module inside a DDP wrapper (what is saved and rendered with)."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-@contextmanager
-def no_sync(model: nn.Module):
-    """Skip DDP's gradient all-reduce inside the block (for a backward whose gradients are discarded)."""
-    if isinstance(model, nn.parallel.DistributedDataParallel):
-        with model.no_sync():
-            yield
-    else:
-        yield
 
 
 def all_reduce_mean(value: float) -> float:

@@ -123,6 +123,7 @@ def run_one(cfg: ExperimentConfig, spec: RunSpec, run_dir: Path, num_real: int) 
     result = train_segmenter(seg_cfg, run_dir, resume=resumable)
     evals = _evaluate(cfg, result.model_dir, run_dir)
     synthetic = sum(s.images or 0 for s in seg_cfg.mix.sources)
+    val = None if result.val is None else {k: result.val[k] for k in ("miou", "per_class_iou")}
     record = {
         "arm": spec.arm.name,
         "group": spec.arm.group or spec.arm.name,
@@ -131,9 +132,7 @@ def run_one(cfg: ExperimentConfig, spec: RunSpec, run_dir: Path, num_real: int) 
         "seed": spec.seed,
         "train_set": train_set_kind(spec.arm),
         "images": {"real": num_real, "synthetic_requested": synthetic},
-        "val": None
-        if result.val is None
-        else {"miou": result.val["miou"], "per_class_iou": result.val["per_class_iou"]},
+        "val": val,
         "eval": evals,
         "seconds": time.monotonic() - start,
         "steps": result.steps,

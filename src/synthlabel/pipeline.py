@@ -226,16 +226,8 @@ def experiment_config(cfg: PipelineConfig, out: Path, synth_dirs: dict[str, Path
         source = {"path": str(d), "name": d.name, "keep": str(d / "keep.txt") if e.filtered else None}
         mix = {k: v for k, v in to_dict(e.mix).items() if k != "sources"}
         arms.append({"name": name, "kind": "synthetic", "sources": [source], "mix": mix})
-    data = {
-        "out": str(out / "experiment"),
-        "data": to_dict(cfg.data),
-        "model": to_dict(cfg.model),
-        "train": to_dict(cfg.train),
-        "arms": arms,
-        "seeds": list(e.seeds),
-        "amounts": list(e.amounts),
-        "eval_split": cfg.eval_split,
-    }
+    data = {k: v for k, v in to_dict(cfg).items() if k in ("data", "model", "train", "eval_split")}
+    data |= {"out": str(out / "experiment"), "arms": arms, "seeds": list(e.seeds), "amounts": list(e.amounts)}
     return build_config(ExperimentConfig, data, source="pipeline experiment")
 
 

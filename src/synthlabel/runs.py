@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import yaml
 
-from synthlabel import __version__
+from synthlabel import __version__, distributed
 from synthlabel.cache import check_resume
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.errors import ConfigError
@@ -24,13 +24,9 @@ from synthlabel.errors import ConfigError
 log = logging.getLogger("synthlabel")
 
 
-def is_tty() -> bool:
-    return sys.stderr.isatty()
-
-
 def progress(iterable: Iterable, desc: str = "", total: int | None = None, every_s: float = 20.0) -> Iterator:
     """A tqdm bar on a terminal; plain log lines (at most every `every_s` s, and at the end) otherwise."""
-    if is_tty():
+    if sys.stderr.isatty():
         from tqdm.auto import tqdm
 
         yield from tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
@@ -48,14 +44,15 @@ def progress(iterable: Iterable, desc: str = "", total: int | None = None, every
         log.info("%s: done %d in %.0fs", desc, i, time.monotonic() - start)
 
 
-def setup_logging(log_file: Path | None = None, level: int = logging.INFO, role: str = "run") -> None:
+def setup_logging(log_file: Path | None = None, role: str = "run") -> None:
     """Console (stderr) + optional file logging for the synthlabel logger. A new file replaces the previous file of
     the same role only: a chain (role "chain") keeps its log.txt while each training run logs into its own too."""
-    log.setLevel(level)
+    log.setLevel(logging.INFO)
     log.propagate = False
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
     if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in log.handlers):
         h = logging.StreamHandler(sys.stderr)
+        h.setLevel(logging.INFO if distributed.env_rank() == 0 else logging.WARNING)  # one voice under torchrun
         h.setFormatter(fmt)
         log.addHandler(h)
     if log_file is not None:

@@ -9,9 +9,7 @@ MISSING = "—"
 
 def fmt_pct(x: float | None, digits: int = 1) -> str:
     """A fraction as a percentage without the sign (0.453 -> "45.3"); "—" for None."""
-    if x is None:
-        return MISSING
-    return f"{100.0 * float(x):.{digits}f}"
+    return MISSING if x is None else f"{100.0 * float(x):.{digits}f}"
 
 
 def fmt_mean_std(mean: float | None, std: float | None, scale: float = 100, digits: int = 1) -> str:
@@ -19,9 +17,7 @@ def fmt_mean_std(mean: float | None, std: float | None, scale: float = 100, digi
     if mean is None:
         return MISSING
     text = f"{scale * float(mean):.{digits}f}"
-    if std is None:
-        return text
-    return f"{text} ± {scale * float(std):.{digits}f}"
+    return text if std is None else f"{text} ± {scale * float(std):.{digits}f}"
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -9,7 +9,8 @@ import torch
 
 from synthlabel.cls.config import ClassicAugmentConfig, ClassifierConfig
 from synthlabel.cls.data import noise_images
-from synthlabel.cls.train import ClassBatches, batch_sampler, classic_augment, train_classifier
+from synthlabel.cls.train import batch_sampler, classic_augment, train_classifier
+from synthlabel.downstream.mixing import MixedBatches
 from synthlabel.errors import ConfigError
 from synthlabel.train.batch import step_generator
 
@@ -20,7 +21,7 @@ def _synthetic(blob_set):
 
 def _batch(sampler, step: int, seed: int = 0):
     """(float images, labels, generated [B] bool) of a step, as the trainer draws it."""
-    images, labels = ClassBatches(sampler)(step, step_generator(seed, step))
+    images, labels = MixedBatches(sampler)(step, step_generator(seed, step))
     generated = torch.tensor([s != 0 for s, _ in sampler.draw(step, step_generator(seed, step))])
     return images, labels, generated
 

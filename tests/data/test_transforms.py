@@ -10,7 +10,6 @@ from synthlabel.data.transforms import (
     PairedAugment,
     apply_geometry,
     color_jitter,
-    resize_pair,
     sample_geometry,
 )
 
@@ -123,19 +122,3 @@ def test_color_jitter_touches_only_images_and_stays_in_range():
     out = color_jitter(images * 1.0, 0.9, torch.Generator().manual_seed(0))
     assert out.min() >= -1.0 and out.max() <= 1.0 and not torch.allclose(out, images)
     assert color_jitter(images, 0.0, torch.Generator()) is images
-
-
-def test_resize_pair_keeps_only_original_ids():
-    images, labels = _batch(batch=2, size=(12, 16))
-    labels[0, :4, :4] = 7
-    ids = set(labels.unique().tolist())
-    for size in [(7, 9), (30, 41), (6, 8)]:
-        out_img, out_lab = resize_pair(images, labels, size)
-        assert out_img.shape == (2, 3, *size) and out_lab.shape == (2, *size) and out_lab.dtype == torch.int64
-        assert set(out_lab.unique().tolist()) <= ids
-    _, half = resize_pair(images, labels, (6, 8))
-    assert torch.equal(half, labels[:, ::2, ::2])  # nearest, not a vote or an average
-    constant = torch.full((1, 3, 12, 16), 0.3)
-    torch.testing.assert_close(resize_pair(constant, labels[:1], (5, 7))[0], torch.full((1, 3, 5, 7), 0.3))
-    same = resize_pair(images, labels, (12, 16))
-    assert same[0] is images and same[1] is labels

@@ -100,8 +100,6 @@ def test_batchwise_accumulation_equals_one_shot_and_reference():
     assert torch.equal(acc.matrix, one_shot)
     np.testing.assert_array_equal(acc.matrix.numpy(), reference)
     assert acc.compute()["miou"] == metrics_from_confusion(reference)["miou"]
-    acc.reset()
-    assert int(acc.matrix.sum()) == 0
 
 
 def _result(miou, road, car):

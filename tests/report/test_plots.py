@@ -11,7 +11,7 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from PIL import Image
 
-from synthlabel.report.plots import accuracy_curves, amount_curve, delta_bars, sample_grid
+from synthlabel.report.plots import amount_curve, delta_bars, sample_grid
 
 
 def bands(ax) -> int:
@@ -67,20 +67,6 @@ def test_delta_bars_from_class_deltas_result():
     (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
     assert [p.get_height() for p in bars] == pytest.approx([1.0, 7.5])
     assert "rare" in ax.get_title()
-
-
-def test_accuracy_curves_runs_and_precomputed():
-    curves = {
-        "real": {"x": [1, 2, 3], "runs": [[0.1, 0.2, 0.3], [0.3, 0.4, 0.5]]},
-        "mixed": {"steps": [1, 2, 3], "mean": [0.2, 0.4, 0.6], "std": [0.01, 0.01, 0.02]},
-        "single": {"runs": [[0.5, 0.6, 0.7]]},
-    }
-    ax = accuracy_curves(curves, xlabel="epoch").axes[0]
-    assert len(ax.lines) == 3 and bands(ax) == 2  # one run: no band
-    assert list(ax.lines[0].get_ydata()) == pytest.approx([20.0, 30.0, 40.0])
-    assert ax.get_xlabel() == "epoch"
-    with pytest.raises(ValueError, match="x values"):
-        accuracy_curves({"bad": {"x": [1, 2], "mean": [0.1, 0.2, 0.3]}})
 
 
 def grid_pixels(data: bytes) -> np.ndarray:

@@ -14,13 +14,13 @@ import synthlabel.generators  # noqa: F401  (registers the generators)
 from synthlabel import check_dataset, open_dataset
 from synthlabel.checkpoint import model_hash
 from synthlabel.data.layouts import cityscapes_spec
+from synthlabel.data.manifest import MANIFEST
 from synthlabel.data.toy import DEMO_CONDITIONS, demo_spec, make_demo_dataset, sample_scene
 from synthlabel.errors import DataError
 from synthlabel.generators.io import save_generator
 from synthlabel.registry import GENERATORS
 from synthlabel.synth.recompose import Recomposed
 from synthlabel.synth.synthesize import (
-    MANIFEST,
     LabelSource,
     SynthesizeConfig,
     label_sources_from_dataset,

@@ -126,12 +126,8 @@ class ArmConfig(Strict):
 
 
 def default_arms() -> dict[str, ArmConfig]:
-    return {
-        "baseline": ArmConfig(source="real"),
-        "noise": ArmConfig(source="noise"),
-        "dcgan": ArmConfig(source="dcgan"),
-        "cgan": ArmConfig(source="cgan"),
-    }
+    sources = {"baseline": "real", "noise": "noise", "dcgan": "dcgan", "cgan": "cgan"}
+    return {name: ArmConfig(source=source) for name, source in sources.items()}
 
 
 class ClsExperimentConfig(Strict):

@@ -95,19 +95,14 @@ def from_arrays(
     u8 = np.clip(np.round(arr.astype(np.float64) * (255.0 / white)), 0, 255).astype(np.uint8)
     names = list(class_names) if class_names is not None else [str(i) for i in range(int(lab.max()) + 1)]
     out = ClassSet(torch.from_numpy(u8).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(lab.astype(np.int64)), names)
-    check_classes(out, "arrays")
-    return out
-
-
-def check_classes(data: ClassSet, where: str) -> None:
-    """Raise DataError for labels outside 0..K-1 or a class without images."""
-    if len(data) == 0:
-        raise DataError(f"{where}: no images")
-    if int(data.labels.min()) < 0 or int(data.labels.max()) >= data.num_classes:
-        raise DataError(f"{where}: labels must be in 0..{data.num_classes - 1}")
-    empty = [data.class_names[k] for k, c in enumerate(data.counts()) if c == 0]
+    if len(out) == 0:
+        raise DataError("arrays: no images")
+    if int(out.labels.min()) < 0 or int(out.labels.max()) >= out.num_classes:
+        raise DataError(f"arrays: labels must be in 0..{out.num_classes - 1}")
+    empty = [out.class_names[k] for k, c in enumerate(out.counts()) if c == 0]
     if empty:
-        raise DataError(f"{where}: class(es) {', '.join(empty)} have no images; add images or drop the class")
+        raise DataError(f"arrays: class(es) {', '.join(empty)} have no images; add images or drop the class")
+    return out
 
 
 def read_class_folders(root: str | Path, size: tuple[int, int] | None = None) -> ClassSet:
@@ -136,8 +131,7 @@ def _read_images(files: list[Path], size: tuple[int, int] | None) -> torch.Tenso
     arrays, first = [], None
     for path in files:
         img = _open(path)
-        if first is None:
-            first = (path, img.size, _MODE_CHANNELS[img.mode])
+        first = first or (path, img.size, _MODE_CHANNELS[img.mode])
         if _MODE_CHANNELS[img.mode] != first[2]:
             raise DataError(
                 f"{path}: mode {img.mode} ({_MODE_CHANNELS[img.mode]} channel(s)) differs from {first[0]} "

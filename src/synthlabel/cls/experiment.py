@@ -1,10 +1,6 @@
-"""The classification study behind `synthlabel cls-experiment`: for each of R runs, draw the run's n-per-class
-subset, train every GAN family the arms use on that subset only, score and select candidates, then train one
-classifier per arm; aggregate and report.
-
-Resumable at fine grain: every finished arm of every run is a small JSON under the results folder, every trained
-family a folder under the cache, each stamped with a fingerprint of the settings it depends on; a re-run skips what
-matches and redoes what does not (so adding runs or arms keeps the finished ones)."""
+"""The classification study behind `synthlabel cls-experiment`: per run, train the GAN families the arms use on the
+run's n-per-class subset only, select candidates, train one classifier per arm; aggregate and report. Every finished
+arm and trained family is stamped with a fingerprint of its settings, so a re-run redoes only what changed."""
 
 from __future__ import annotations
 
@@ -186,13 +182,9 @@ class Study:
             save_class_grid(self.results / f"samples_{family}.png", split.train, final, self.cfg.samples_per_class)
 
     def results_by_arm(self, runs: range | list[int]) -> dict[str, dict[int, dict]]:
-        out: dict[str, dict[int, dict]] = {name: {} for name in self.cfg.arms}
-        for run in runs:
-            for name in self.cfg.arms:
-                found = self.cached_arm(run, name)
-                if found is not None:
-                    out[name][run] = found
-        return out
+        """{arm: {run: record}} of the finished arms of `runs`."""
+        records = {name: {run: self.cached_arm(run, name) for run in runs} for name in self.cfg.arms}
+        return {name: {run: rec for run, rec in found.items() if rec is not None} for name, found in records.items()}
 
 
 def run_study(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from synthlabel import checkpoint as ckpt
@@ -33,13 +33,6 @@ LOG_EVERY = 50
 STANDING_BATCHES, STANDING_PER_CLASS = 8, 16
 
 
-def generator_kwargs(cfg: ClassGANConfig, data: ClassSet) -> dict:
-    """Constructor kwargs (JSON-ready: stored in the model directory)."""
-    size = [int(s) for s in data.image_size]
-    return {"num_classes": data.num_classes, "channels": data.channels, "image_size": size, "width": cfg.width,
-            "z_dim": cfg.z_dim}  # fmt: skip
-
-
 def save_pool(path: Path, pool: ClassSet) -> None:
     """A pool of generated images as safetensors (uint8 images, int64 labels; class names in the metadata)."""
     tensors = {"images": pool.images.contiguous(), "labels": pool.labels.contiguous()}
@@ -49,9 +42,7 @@ def save_pool(path: Path, pool: ClassSet) -> None:
 
 def load_pool(path: str | Path) -> ClassSet:
     with safe_open(str(path), "pt") as f:
-        names = json.loads(f.metadata()["class_names"])
-    tensors = load_file(str(path))
-    return ClassSet(tensors["images"], tensors["labels"], names)
+        return ClassSet(f.get_tensor("images"), f.get_tensor("labels"), json.loads(f.metadata()["class_names"]))
 
 
 def snapshot_steps(cfg: ClassGANConfig) -> list[int]:
@@ -75,23 +66,18 @@ class GANRun:
 
 
 class ClassImageTask:
-    """The class -> image parts of a family run: class-balanced batches, snapshot pools (pools/), model/ and
-    result.json at the end.
-
-    Args:
-        family: registered name of the generator and its discriminator (conditioned on "class").
-        cfg: the family's training config.
-        train: the run's labeled images (every class must have at least one).
-        directory: where everything is written.
-        seed: initial weights, batches and noise.
-        pool_per_class: images per class rendered at each snapshot.
-    """
+    """The class -> image parts of a family run: class-balanced batches, snapshot pools (pools/, `pool_per_class`
+    images per class), model/ and result.json at the end. `family` names the generator and its discriminator
+    (conditioned on "class"); every class of `train` needs an image; `seed` draws weights, batches and noise."""
 
     def __init__(
         self, family: str, cfg: ClassGANConfig, train: ClassSet, directory: Path, seed: int, pool_per_class: int
     ):
         self.family, self.cfg, self.train_set, self.seed = family, cfg, train, seed
         self.directory, self.pool_per_class = Path(directory), pool_per_class
+        size = [int(s) for s in train.image_size]  # the generator's kwargs, JSON-ready: stored with the model
+        self.kwargs = {"num_classes": train.num_classes, "channels": train.channels, "image_size": size,
+                       "width": cfg.width, "z_dim": cfg.z_dim}  # fmt: skip
         self.members = [(train.labels == k).nonzero()[:, 0] for k in range(train.num_classes)]
         self.sampler: nn.Module | None = None
 
@@ -144,9 +130,8 @@ class ClassImageTask:
             return run
         if self.sampler is None:
             self.snapshot(trainer)
-        kwargs = generator_kwargs(self.cfg, self.train_set)
         extra = {"class_names": self.train_set.class_names, "steps": trainer.step, "seed": self.seed}
-        save_generator(self.directory / "model", self.family, kwargs, self.sampler, extra=extra)
+        save_generator(self.directory / "model", self.family, self.kwargs, self.sampler, extra=extra)
         result = {"family": self.family, "seconds": run.seconds, "pools": {s: p.name for s, p in pools.items()}}
         ckpt.atomic_write_text(self.directory / "result.json", json.dumps(result, indent=1))
         trainer.state_path.unlink(missing_ok=True)
@@ -161,21 +146,18 @@ def class_trainer(
     local_precision(cfg.precision, cfg.device)  # joins the process group under torchrun, before rank 0 writes
     record = {"family": family, "seed": seed, "pool_per_class": pool_per_class, "gan": to_dict(cfg)}
     run = Run(directory, record, resume=True, log_file=False) if distributed.is_main() else None
-    kwargs = generator_kwargs(cfg, train)
+    task = ClassImageTask(family, cfg, train, directory, seed, pool_per_class)
     seed_everything(seed)
-    G = GENERATORS.create(family, **kwargs)
-    D = DISCRIMINATORS.create(family, **{k: v for k, v in kwargs.items() if k != "z_dim"})
-    augment = None
-    if cfg.augment:
-        augment = DiffAugment(cfg.augment, cfg.augment_p, cfg.adaptive, cfg.ada_target, cfg.ada_images)
+    G = GENERATORS.create(family, **task.kwargs)
+    D = DISCRIMINATORS.create(family, **{k: v for k, v in task.kwargs.items() if k != "z_dim"})
+    aug = DiffAugment(cfg.augment, cfg.augment_p, cfg.adaptive, cfg.ada_target, cfg.ada_images) if cfg.augment else None
     snaps = snapshot_steps(cfg)
     options = GANOptions(
         cfg.steps, cfg.batch_per_class * train.num_classes, cfg.lr_g, cfg.lr_d, cfg.betas, cfg.ema_decay,
         cfg.precision, cfg.device, log_every=LOG_EVERY,
         snapshot_steps=frozenset(snaps), checkpoint_steps=frozenset(s for s in snaps if s < cfg.steps),
     )  # fmt: skip
-    task = ClassImageTask(family, cfg, train, directory, seed, pool_per_class)
-    loss = ClassImageLoss(G, D, augment, cfg.adversarial)
+    loss = ClassImageLoss(G, D, aug, cfg.adversarial)
     return GANTrainer(loss, task, options, directory / "train_state.pt", run)
 
 

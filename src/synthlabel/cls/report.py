@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from matplotlib.figure import Figure
+from PIL import Image
 
 from synthlabel.checkpoint import atomic_file, atomic_write_text
 from synthlabel.cls.config import ClsExperimentConfig
@@ -22,10 +23,10 @@ from synthlabel.report.html import HtmlPage
 from synthlabel.tables import fmt_mean_std, markdown_table
 
 
-def mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    """(mean, sample std) — std None for fewer than 2 values, both None for none."""
+def mean_std(values: list[float]) -> dict:
+    """{"mean", "std" (sample std)}: std None for fewer than 2 values, both None for none."""
     s = gain.stats(values)
-    return (None, None) if s is None else (s["mean"], s["std"])
+    return {"mean": None, "std": None} if s is None else {"mean": s["mean"], "std": s["std"]}
 
 
 def arm_stats(records: Mapping[int, dict]) -> dict:
@@ -37,16 +38,8 @@ def arm_stats(records: Mapping[int, dict]) -> dict:
     for r in records.values():
         for p in r["curve"]:
             by_epoch.setdefault(p["epoch"], []).append(p["accuracy"])
-    curve = [
-        {"epoch": e, "mean": mean_std(v)[0], "std": mean_std(v)[1], "n": len(v)} for e, v in sorted(by_epoch.items())
-    ]
-    final, during_ = mean_std(finals), mean_std(during)
-    return {
-        "runs": sorted(records),
-        "final": {"mean": final[0], "std": final[1]},
-        "during": {"mean": during_[0], "std": during_[1]},
-        "curve": curve,
-    }
+    curve = [{"epoch": e, **mean_std(v), "n": len(v)} for e, v in sorted(by_epoch.items())]
+    return {"runs": sorted(records), "final": mean_std(finals), "during": mean_std(during), "curve": curve}
 
 
 def baseline_for(cfg: ClsExperimentConfig, name: str) -> str | None:
@@ -161,8 +154,6 @@ def class_grid(real: ClassSet, generated: ClassSet | None, per_class: int, real_
 
 
 def save_class_grid(path: str | Path, real: ClassSet, generated: ClassSet | None, per_class: int) -> Path:
-    from PIL import Image
-
     path = Path(path)
     grid = class_grid(real, generated, per_class)
     scale = max(1, 64 // real.image_size[0])  # tiny images (8x8 digits) are enlarged to stay visible
@@ -189,7 +180,6 @@ def write_report(directory: str | Path, cfg: ClsExperimentConfig, summary: Mappi
 
 
 def _html(directory: Path, cfg: ClsExperimentConfig, summary: Mapping, fig: Figure) -> Path:
-
     page = HtmlPage("Classifier augmentation with generated images")
     page.paragraph(
         f"{cfg.data.n_per_class} labeled images per class ({cfg.data.source}), {summary['runs']} runs per arm, each "

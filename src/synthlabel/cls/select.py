@@ -46,19 +46,12 @@ def tstr_recall(pool: ClassSet, real: ClassSet, cfg: SelectionConfig, classifier
 
 
 def score_candidates(
-    candidates: Mapping[str, ClassSet],
-    real: ClassSet,
-    cfg: SelectionConfig,
-    classifier: ClassifierConfig,
-    seed: int = 0,
+    pools: Mapping[str, ClassSet], real: ClassSet, cfg: SelectionConfig, classifier: ClassifierConfig, seed: int = 0
 ) -> dict[str, dict[str, list[float]]]:
     """{candidate: {"recall": [K], "diversity": [K]}} for every candidate pool."""
     return {
-        name: {
-            "recall": tstr_recall(pool, real, cfg, classifier, seed),
-            "diversity": diversity_ratio(pool, real),
-        }
-        for name, pool in candidates.items()
+        name: {"recall": tstr_recall(pool, real, cfg, classifier, seed), "diversity": diversity_ratio(pool, real)}
+        for name, pool in pools.items()
     }
 
 

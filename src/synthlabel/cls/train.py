@@ -1,7 +1,6 @@
-"""Classifier training with generated images, as in the published study: mixed batches (a fixed fraction of every
-batch generated) or alternating real and generated batches, composed by the segmenter's mixing sampler; classic
-augmentation as a separate switch; the evaluation accuracy every k epochs (the accuracy curve). A task of the
-supervised trainer; batches are a pure function of (seed, step)."""
+"""Classifier training with generated images, as in the published study: mixed or alternating real and generated
+batches (the segmenter's mixing sampler), classic augmentation as a switch, the evaluation accuracy every k epochs
+(the accuracy curve). A task of the supervised trainer; batches are a pure function of (seed, step)."""
 
 from __future__ import annotations
 
@@ -17,10 +16,10 @@ from synthlabel.cls import models  # noqa: F401  (registers the classifiers)
 from synthlabel.cls.config import ClassicAugmentConfig, ClassifierConfig
 from synthlabel.cls.data import ClassSet
 from synthlabel.config import MixConfig, build_config
-from synthlabel.data.sample import to_float
 from synthlabel.device import Precision, resolve_precision
-from synthlabel.downstream.mixing import MixedSampler, Source
+from synthlabel.downstream.mixing import MixedBatches, MixedSampler, Source
 from synthlabel.errors import ConfigError
+from synthlabel.eval.segmentation import predict
 from synthlabel.registry import CLASSIFIERS
 from synthlabel.runs import seed_everything
 from synthlabel.train.batch import step_generator
@@ -72,38 +71,13 @@ def batch_sampler(
     return MixedSampler(sources, mix, batch_size, steps, seed=0, counts="fixed")
 
 
-class ClassBatches:
-    """Float images [B, C, H, W] in [-1, 1] and class ids [B] of the sampler's batch."""
-
-    def __init__(self, sampler: MixedSampler):
-        self.sampler = sampler
-
-    def __call__(self, step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels, _ = self.sampler.gather(self.sampler.draw(step, generator))
-        return to_float(images), labels
-
-
-@torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, precision: Precision, batch: int = 1000) -> torch.Tensor:
-    """Class ids [N] for uint8 images [N, C, H, W]."""
-    was_training = model.training
-    model.eval()
-    out = []
-    for chunk in images.split(batch):
-        x = to_float(chunk).to(precision.device).contiguous(memory_format=torch.channels_last)
-        with precision.autocast():
-            out.append(model(x).argmax(1).cpu())
-    model.train(was_training)
-    return torch.cat(out)
-
-
 def accuracy(model: nn.Module, data: ClassSet, precision: Precision) -> float:
-    return float((predict(model, data.images, precision) == data.labels).float().mean())
+    return float((predict(model, data.images, precision, 1000) == data.labels).float().mean())
 
 
 def per_class_recall(model: nn.Module, data: ClassSet, precision: Precision) -> list[float | None]:
     """Share of each class's images predicted as that class (None for a class without images)."""
-    hit = (predict(model, data.images, precision) == data.labels).float()
+    hit = (predict(model, data.images, precision, 1000) == data.labels).float()
     return [float(hit[data.labels == k].mean()) if (data.labels == k).any() else None for k in range(data.num_classes)]
 
 
@@ -141,11 +115,8 @@ class AccuracyCurve:
 
     def __call__(self, model: nn.Module, step: int) -> dict:
         tic = time.monotonic()
-        point = {
-            "epoch": round(step / self.per_epoch, 3),
-            "step": step,
-            "accuracy": accuracy(model, self.data, self.precision),
-        }
+        acc = accuracy(model, self.data, self.precision)
+        point = {"epoch": round(step / self.per_epoch, 3), "step": step, "accuracy": acc}
         self.result.eval_seconds += time.monotonic() - tic
         self.result.curve.append(point)
         return point
@@ -172,7 +143,7 @@ def train_classifier(
     eval_every = total if steps is not None else cfg.eval_every * per_epoch
     seed_everything(seed)
     result = ClassifierResult(build_classifier(cfg, real), total, 0.0)
-    batches = ClassBatches(batch_sampler(real, synthetic, cfg.batch_size, total, mode, fraction))
+    batches = MixedBatches(batch_sampler(real, synthetic, cfg.batch_size, total, mode, fraction))
     loop = SupervisedConfig(total, cfg.batch_size, cfg.lr, cfg.weight_decay, "cosine", seed=seed, eval_every=eval_every)
     hooks = [ClassicAugment(cfg.augment, seed)] if augment else []
     curve = AccuracyCurve(result, evaluation, precision, per_epoch) if evaluation is not None else None

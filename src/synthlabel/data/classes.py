@@ -71,11 +71,9 @@ class ClassSpec:
 
     def decode_colors(self, rgb: np.ndarray, source: str = "mask") -> np.ndarray:
         """[H, W, 3] palette image -> [H, W] int64 ids; a color that is no class raises DataError."""
-        codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-        table = {(r << 16) | (g << 8) | b: c.id for c in self.classes for (r, g, b) in [c.color]}
-        table.setdefault(
-            (self.ignore_color[0] << 16) | (self.ignore_color[1] << 8) | self.ignore_color[2], self.ignore_index
-        )
+        codes = _pack(*np.moveaxis(rgb.astype(np.int64), -1, 0))
+        table = {_pack(*c.color): c.id for c in self.classes}
+        table.setdefault(_pack(*self.ignore_color), self.ignore_index)
         keys = np.array(sorted(table), dtype=np.int64)
         vals = np.array([table[k] for k in keys], dtype=np.int64)
         pos = np.clip(np.searchsorted(keys, codes), 0, len(keys) - 1)
@@ -146,7 +144,7 @@ class ClassMap:
         return self.table[label_map]
 
     @classmethod
-    def from_yaml(cls, path: str | Path, source: ClassSpec, target: ClassSpec | None = None) -> ClassMap:
+    def from_yaml(cls, path: str | Path, source: ClassSpec) -> ClassMap:
         """YAML: `mapping: {source id or name: target id or name or 'ignore'}`; optional `target:` classes.json
         path and `default: ignore|keep` for source classes not listed (default: ignore)."""
         path = Path(path)
@@ -156,30 +154,24 @@ class ClassMap:
             raise DataError(f"{path}: cannot read class map ({exc}); fix the YAML") from exc
         if not isinstance(data, dict) or not isinstance(data.get("mapping"), dict):
             raise DataError(f"{path}: a class map needs a 'mapping:' dict of source class -> target class")
-        if target is None and data.get("target"):
-            target = ClassSpec.load((path.parent / data["target"]).resolve())
-        target = target or source
-        return cls.from_mapping(
-            data["mapping"], source, target, default=str(data.get("default", "ignore")), origin=str(path)
-        )
-
-    @classmethod
-    def from_mapping(
-        cls, mapping: dict, source: ClassSpec, target: ClassSpec, default: str = "ignore", origin: str = "class map"
-    ) -> ClassMap:
+        target = ClassSpec.load((path.parent / data["target"]).resolve()) if data.get("target") else source
+        default = str(data.get("default", "ignore"))
         if default not in ("ignore", "keep"):
-            raise DataError(f"{origin}: default must be 'ignore' or 'keep', got {default!r}")
+            raise DataError(f"{path}: default must be 'ignore' or 'keep', got {default!r}")
         table = np.full(256, target.ignore_index, dtype=np.int64)
         if default == "keep":
-            table[: min(source.num_classes, target.num_classes)] = np.arange(
-                min(source.num_classes, target.num_classes)
-            )
-        for src, dst in mapping.items():
+            n = min(source.num_classes, target.num_classes)
+            table[:n] = np.arange(n)
+        for src, dst in data["mapping"].items():
             try:
                 s = source.id_of(int(src) if str(src).isdigit() else src)
-                d = target.id_of(int(dst) if str(dst).isdigit() else dst)
+                table[s] = target.id_of(int(dst) if str(dst).isdigit() else dst)
             except DataError as exc:
-                raise DataError(f"{origin}: {exc}") from exc
-            table[s] = d
+                raise DataError(f"{path}: {exc}") from exc
         table[source.ignore_index] = target.ignore_index
         return cls(table, target)
+
+
+def _pack(r, g, b):
+    """RGB (ints or int64 arrays) -> one 24-bit color code."""
+    return (r << 16) | (g << 8) | b

@@ -38,10 +38,8 @@ def below_median(shares) -> list[int]:
     default "rare" classes everywhere (copy-paste, the gain report)."""
     shares = np.asarray(shares, dtype=np.float64)
     present = shares > 0
-    if present.sum() < 2:
-        return [int(c) for c in np.flatnonzero(present)]
-    median = np.median(shares[present])
-    return [int(c) for c in np.flatnonzero(present & (shares < median))]
+    rare = present & (shares < np.median(shares[present])) if present.sum() >= 2 else present
+    return [int(c) for c in np.flatnonzero(rare)]
 
 
 def rare_classes(labels: torch.Tensor, spec: ClassSpec) -> list[int]:
@@ -65,15 +63,12 @@ def extract_patches(data: TensorSet, class_ids: Sequence[int], min_area: int) ->
     for i in range(len(data)):
         label = data.labels[i].numpy()
         for c in class_ids:
-            comp, n = ndimage.label(label == c, structure=_EIGHT)
+            comp, _ = ndimage.label(label == c, structure=_EIGHT)
             for k, sl in enumerate(ndimage.find_objects(comp), start=1):
-                if sl is None:
-                    continue
                 mask = comp[sl] == k
-                if mask.sum() < min_area:
-                    continue
-                patch_pixels = data.images[i][:, sl[0], sl[1]].clone()
-                patches.append(Patch(c, i, sl[0].start, sl[1].start, torch.from_numpy(mask), patch_pixels))
+                if mask.sum() >= min_area:
+                    pixels = data.images[i][:, sl[0], sl[1]].clone()
+                    patches.append(Patch(c, i, sl[0].start, sl[1].start, torch.from_numpy(mask), pixels))
     return patches
 
 
@@ -107,10 +102,8 @@ class CopyPaste:
             if u[j] >= self.cfg.prob:
                 continue
             for k in torch.randint(len(self.patches), (int(counts[j]),), generator=generator).tolist():
-                patch = self.patches[k]
-                if sources is not None and patch.source == sources[j]:
-                    continue
-                self._paste(images[j], labels[j], patch, generator)
+                if sources is None or self.patches[k].source != sources[j]:
+                    self._paste(images[j], labels[j], self.patches[k], generator)
         return images, labels
 
     def _paste(self, image: torch.Tensor, label: torch.Tensor, patch: Patch, generator: torch.Generator) -> None:

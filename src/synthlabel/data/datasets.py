@@ -1,11 +1,9 @@
-"""Readers for labeled segmentation data on disk (CamVid, Cityscapes, paired folders) with validation.
-
-Every error a user can cause names the file and the fix. `check_dataset` collects all problems instead of
-stopping at the first, for `synthlabel check-data`.
-"""
+"""Readers for labeled segmentation data on disk (CamVid, Cityscapes, paired folders) with validation: every error
+names the file and the fix, and `check_dataset` collects all problems instead of stopping at the first."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +18,6 @@ from synthlabel.data.sample import Sample, TensorSet, to_float
 from synthlabel.errors import DataError
 from synthlabel.runs import progress
 
-FORMATS = ("camvid", "cityscapes", "folders")
 LISTED = "@"  # split "train@list.txt": the images of split train named in a split file (one file name a line)
 
 
@@ -157,15 +154,23 @@ def detect_format(root: Path) -> str:
     )
 
 
-def _find_spec(root: Path, layout: str, class_spec: ClassSpec | str | Path | None) -> ClassSpec:
+def _layout(root: Path, name: str) -> layouts.Layout:
+    """The layout `name`, or the one detected under root for 'auto'."""
+    name = detect_format(root) if name == "auto" else name
+    if name not in layouts.LAYOUTS:
+        raise DataError(f"unknown layout {name!r}; choose one of {', '.join(layouts.LAYOUTS)} or auto")
+    return layouts.LAYOUTS[name]
+
+
+def _find_spec(root: Path, layout: layouts.Layout, class_spec: ClassSpec | str | Path | None) -> ClassSpec:
     if isinstance(class_spec, ClassSpec):
         return class_spec
     if class_spec is not None:
         return ClassSpec.load(class_spec)
     if (root / "classes.json").is_file():
         return ClassSpec.load(root / "classes.json")
-    if layout == "cityscapes":
-        return layouts.cityscapes_spec()
+    if layout.default_spec is not None:
+        return layout.default_spec
     raise DataError(
         f"{root}: no classes.json; write one (ids, names, colors, ignore_index; see docs/data.md) or pass class_spec"
     )
@@ -173,7 +178,7 @@ def _find_spec(root: Path, layout: str, class_spec: ClassSpec | str | Path | Non
 
 def list_splits(root: str | Path, layout: str = "auto") -> list[str]:
     root = _root(root)
-    return layouts.splits(root, detect_format(root) if layout == "auto" else layout)
+    return _layout(root, layout).splits(root)
 
 
 def parse_split(split: str) -> tuple[str, Path | None]:
@@ -221,31 +226,29 @@ def open_dataset(
     checked when a sample is read (all at once by `check_dataset`)."""
     root, requested = _root(root), split
     split, listed = parse_split(split)
-    layout = detect_format(root) if layout == "auto" else layout
-    if layout not in FORMATS:
-        raise DataError(f"unknown layout {layout!r}; choose one of {', '.join(FORMATS)} or auto")
+    layout = _layout(root, layout)
     spec = _find_spec(root, layout, class_spec)
-    available = layouts.splits(root, layout)
+    available = layout.splits(root)
     if available == ["all"]:  # images/ + masks/ without split folders: one pool, whatever the split is called
         split = "all"
     if split not in available:
         raise DataError(f"{root}: no split '{split}' (found: {', '.join(available) or 'none'})")
     meta = _meta_table(root, meta_csv)
     records = [
-        Record(img, mask, _meta_for(root, layout, split, img, spec, meta)) for img, mask in _pairs(root, layout, split)
+        Record(img, mask, _meta_for(layout, split, img, spec, meta)) for img, mask in _pairs(root, layout, split)
     ]
     if isinstance(class_map, (str, Path)):
         class_map = ClassMap.from_yaml(class_map, spec)
-    raw_to_id = layouts.cityscapes_lut() if layout == "cityscapes" and class_spec is None else None
-    dataset = SegDataset(root, split, layout, spec, records, raw_to_id, class_map)
+    raw_to_id = layout.raw_to_id if class_spec is None else None
+    dataset = SegDataset(root, split, layout.name, spec, records, raw_to_id, class_map)
     if listed is None:
         return dataset
     return replace(dataset.subset(dataset.indices_of(read_split_names(listed), listed)), split=requested)
 
 
-def _pairs(root: Path, layout: str, split: str) -> list[tuple[Path, Path]]:
+def _pairs(root: Path, layout: layouts.Layout, split: str) -> list[tuple[Path, Path]]:
     """(image, mask) of every image of a split; an image without mask or an empty split is an error."""
-    found, _ = layouts.pairs(root, layout, split)
+    found, _ = layout.pairs(root, split)
     missing = [img for img, mask in found if mask is None]
     if missing:
         raise DataError(
@@ -266,8 +269,8 @@ def _meta_table(root: Path, meta_csv: str | Path | None) -> dict:
     return layouts.read_meta_csv(Path(meta_csv)) if meta_csv else {}
 
 
-def _meta_for(root: Path, layout: str, split: str, image: Path, spec: ClassSpec, table: dict) -> dict:
-    meta = {"file": image.name, "split": split, **layouts.default_meta(layout, image)}
+def _meta_for(layout: layouts.Layout, split: str, image: Path, spec: ClassSpec, table: dict) -> dict:
+    meta = {"file": image.name, "split": split, **layout.default_meta(image)}
     meta.update(table.get((split, image.name)) or table.get(("", image.name)) or {})
     if not meta.get("condition") and meta.get("sequence") in spec.condition_of_sequence:
         meta["condition"] = spec.condition_of_sequence[meta["sequence"]]
@@ -306,10 +309,10 @@ def check_dataset(
     """Read every sample of every split; collect counts, class pixel fractions and all problems found."""
     try:
         root = _root(root)
-        layout = detect_format(root) if layout == "auto" else layout
-        report = DataReport(root, layout, None)
-        report.spec = _find_spec(root, layout, class_spec)
-        split_names = layouts.splits(root, layout)
+        lay = _layout(root, layout)
+        layout = lay.name
+        report = DataReport(root, layout, _find_spec(root, lay, class_spec))
+        split_names = lay.splits(root)
     except DataError as exc:
         return DataReport(Path(root), layout, None, problems=[str(exc)])
     if not split_names:
@@ -328,7 +331,7 @@ def _check_split(report: DataReport, split: str, class_spec, class_map, meta_csv
         return
     k = ds.out_spec.num_classes
     counts = np.zeros(k + 1, dtype=np.int64)
-    conds: dict[str, int] = {}
+    conds: Counter[str] = Counter()
     for i in progress(range(len(ds)), desc=f"check {split}", total=len(ds)):
         try:
             _, label = ds.read(i)
@@ -336,7 +339,6 @@ def _check_split(report: DataReport, split: str, class_spec, class_map, meta_csv
             report.problems.append(str(exc))
             continue
         counts += np.bincount(np.where(label < k, label, k).ravel(), minlength=k + 1)
-        cond = ds.records[i].meta.get("condition") or "unknown"
-        conds[cond] = conds.get(cond, 0) + 1
-    report.counts[split] = conds
+        conds[ds.records[i].meta.get("condition") or "unknown"] += 1
+    report.counts[split] = dict(conds)
     report.pixel_fraction[split] = (counts / max(counts.sum(), 1)).tolist()

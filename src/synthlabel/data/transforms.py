@@ -9,15 +9,6 @@ import torch
 import torch.nn.functional as F
 
 
-def resize_pair(images: torch.Tensor, labels: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """images [B, 3, H, W] float, labels [B, H, W] int64 -> working size (bilinear+antialias / nearest)."""
-    if tuple(images.shape[-2:]) == tuple(size):
-        return images, labels
-    images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
-    labels = F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
-    return images, labels
-
-
 @dataclass
 class GeometryParams:
     """Per-sample affine parameters: [B, 2, 3] matrices mapping output to input coordinates."""
@@ -33,13 +24,9 @@ def sample_geometry(batch: int, flip: bool, scale: tuple[float, float], generato
     s = torch.exp(torch.log(torch.tensor(lo)) + u[:, 0] * (torch.log(torch.tensor(hi)) - torch.log(torch.tensor(lo))))
     sign = torch.where((u[:, 1] < 0.5) & flip, -1.0, 1.0)
     span = (1.0 - 1.0 / s).abs()  # free room for the crop window, in normalized coordinates
-    tx = (u[:, 2] * 2 - 1) * span
-    ty = (u[:, 3] * 2 - 1) * span
-    theta = torch.zeros(batch, 2, 3)
-    theta[:, 0, 0] = sign / s
-    theta[:, 1, 1] = 1.0 / s
-    theta[:, 0, 2] = tx
-    theta[:, 1, 2] = ty
+    tx, ty = (u[:, 2] * 2 - 1) * span, (u[:, 3] * 2 - 1) * span
+    zero = torch.zeros(batch)
+    theta = torch.stack([torch.stack([sign / s, zero, tx], 1), torch.stack([zero, 1.0 / s, ty], 1)], 1)  # [B, 2, 3]
     return GeometryParams(theta)
 
 
@@ -51,15 +38,9 @@ def apply_geometry(
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     out_img = F.grid_sample(images, grid, mode=image_mode, padding_mode="reflection", align_corners=False)
     # Shift labels by +1 so zero padding marks "outside the image" distinctly from class 0.
-    lab = (
-        F.grid_sample(
-            (labels[:, None].to(grid.dtype) + 1), grid, mode="nearest", padding_mode="zeros", align_corners=False
-        )[:, 0]
-        .round()
-        .long()
-    )
-    out_lab = torch.where(lab == 0, torch.full_like(lab, ignore_index), lab - 1)
-    return out_img, out_lab
+    shifted = labels[:, None].to(grid.dtype) + 1
+    lab = F.grid_sample(shifted, grid, mode="nearest", padding_mode="zeros", align_corners=False)[:, 0].round().long()
+    return out_img, torch.where(lab == 0, torch.full_like(lab, ignore_index), lab - 1)
 
 
 def color_jitter(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:

@@ -1,7 +1,6 @@
-"""Real + extra (synthetic) training data as one deterministic stream of batches, for every downstream task: mixed
-batches with a synthetic share, alternating real/synthetic batches, or synthetic pre-training then real; per-source
-weights; class-aware (repeat-factor) sampling. Every batch is a pure function of (seed, step), so a resumed run
-replays it exactly."""
+"""Real + extra (synthetic) training data as one deterministic stream of batches for every downstream task: mixed,
+alternating or pre-training batches, per-source weights, class-aware (repeat-factor) sampling. Every batch is a pure
+function of (seed, step), so a resumed run replays it exactly."""
 
 from __future__ import annotations
 
@@ -16,8 +15,9 @@ import torch
 
 from synthlabel.config import MixConfig, SourceConfig
 from synthlabel.data.classes import ClassSpec
+from synthlabel.data.copy_paste import CopyPaste
 from synthlabel.data.datasets import open_dataset
-from synthlabel.data.sample import TensorSet
+from synthlabel.data.sample import TensorSet, to_float
 from synthlabel.data.subset import lowshot_indices
 from synthlabel.errors import DataError
 from synthlabel.runs import log
@@ -178,3 +178,21 @@ def build_sources(real: TensorSet, spec: ClassSpec, mix: MixConfig, size, seed: 
         for s in sources:
             s.image_weights = repeat_factors(s.data.labels, spec.num_classes, mix.class_aware)
     return sources
+
+
+class MixedBatches:
+    """The batches of every downstream task: real and extra samples by the mixing sampler, as float images
+    [B, C, H, W] in [-1, 1] and their labels; copy-paste (segmentation) goes into the real ones only (extra images
+    are left as rendered)."""
+
+    def __init__(self, sampler: MixedSampler, copy_paste: CopyPaste | None = None):
+        self.sampler, self.copy_paste = sampler, copy_paste
+
+    def __call__(self, step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        picks = self.sampler.draw(step, generator)
+        images, labels, source = self.sampler.gather(picks)
+        real = source == REAL
+        if self.copy_paste is not None and real.any():
+            origin = [i for s, i in picks if s == REAL]
+            images[real], labels[real] = self.copy_paste(images[real], labels[real], generator, origin)
+        return to_float(images), labels

@@ -4,7 +4,7 @@ with extra sources. Batches are a pure function of (seed, step), so a resumed ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -13,10 +13,10 @@ from synthlabel import checkpoint as ckpt
 from synthlabel.config import SegConfig, to_dict
 from synthlabel.data.classes import ClassSpec
 from synthlabel.data.copy_paste import CopyPaste
-from synthlabel.data.sample import TensorSet, to_float
+from synthlabel.data.sample import TensorSet
 from synthlabel.data.transforms import PairedAugment
 from synthlabel.device import Precision
-from synthlabel.downstream.mixing import REAL, MixedSampler, Source
+from synthlabel.downstream.mixing import MixedBatches, MixedSampler, Source
 from synthlabel.eval.segmentation import evaluate
 from synthlabel.registry import SEGMENTERS
 from synthlabel.runs import Run, log, seed_everything
@@ -55,13 +55,8 @@ def save_segmenter(
     directory: Path, model: torch.nn.Module, cfg: SegConfig, spec: ClassSpec, size: tuple[int, int] | None
 ) -> Path:
     model_cfg = {**to_dict(cfg.model), "num_classes": spec.num_classes}
-    return ckpt.save_model(
-        directory,
-        cfg.model.name,
-        model_cfg,
-        {"model": model},
-        extra={"class_spec": spec.to_json(), "size": list(size) if size else None},
-    )
+    extra = {"class_spec": spec.to_json(), "size": list(size) if size else None}
+    return ckpt.save_model(directory, cfg.model.name, model_cfg, {"model": model}, extra=extra)
 
 
 def load_segmenter(directory: str | Path) -> tuple[torch.nn.Module, dict]:
@@ -73,23 +68,6 @@ def load_segmenter(directory: str | Path) -> tuple[torch.nn.Module, dict]:
     return model.eval(), meta
 
 
-class SegBatches:
-    """The segmenter's batches: real and extra samples by the mixing sampler, copy-paste into the real ones (extra
-    images are left as rendered), as float images [B, 3, H, W] in [-1, 1] and label maps [B, H, W]."""
-
-    def __init__(self, sampler: MixedSampler, copy_paste: CopyPaste | None = None):
-        self.sampler, self.copy_paste = sampler, copy_paste
-
-    def __call__(self, step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        picks = self.sampler.draw(step, generator)
-        images, labels, source = self.sampler.gather(picks)
-        real = source == REAL
-        if self.copy_paste is not None and real.any():
-            origin = [i for s, i in picks if s == REAL]
-            images[real], labels[real] = self.copy_paste(images[real], labels[real], generator, origin)
-        return to_float(images), labels
-
-
 @dataclass
 class TrainResult:
     model_dir: Path
@@ -99,22 +77,10 @@ class TrainResult:
 
 
 def loop_config(cfg: SegConfig) -> SupervisedConfig:
-    t = cfg.train
-    return SupervisedConfig(
-        steps=t.steps,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        weight_decay=t.weight_decay,
-        schedule="poly",
-        warmup_steps=t.warmup_steps,
-        poly_power=t.poly_power,
-        fused=True,
-        seed=t.seed,
-        log_every=t.log_every,
-        eval_every=t.eval_every,
-        checkpoint_every=t.checkpoint_every,
-        desc="train-seg",
-    )
+    """The supervised loop of cfg.train: its steps, batch, optimizer and intervals (the fields both configs name),
+    poly decay after a linear warm-up, fused AdamW."""
+    shared = {f.name for f in fields(SupervisedConfig)} & set(type(cfg.train).model_fields)
+    return SupervisedConfig(**{k: getattr(cfg.train, k) for k in shared}, schedule="poly", fused=True, desc="train-seg")
 
 
 def segmenter_trainer(
@@ -149,7 +115,7 @@ def segmenter_trainer(
     return SupervisedTrainer(
         model,
         Segmentation(spec.ignore_index, weights),
-        SegBatches(sampler, copy_paste),
+        MixedBatches(sampler, copy_paste),
         loop_config(cfg),
         precision,
         augment=augment,

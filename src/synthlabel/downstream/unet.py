@@ -9,6 +9,7 @@ from synthlabel.nn.blocks import DoubleConv, Up
 from synthlabel.registry import SEGMENTERS
 
 
+@SEGMENTERS.register("unet")
 class UNet(nn.Module):
     """U-Net with `depth` resolution levels and channels width * 2**level. [B, 3, H, W] -> logits [B, K, H, W].
 
@@ -41,8 +42,3 @@ class UNet(nn.Module):
         for block in self.up:
             x = block(x, skips.pop())
         return self.head(x)
-
-
-@SEGMENTERS.register("unet")
-def unet(num_classes: int, width: int = 32, depth: int = 4, dropout: float = 0.1, norm: str = "batch") -> UNet:
-    return UNet(num_classes, width=width, depth=depth, dropout=dropout, norm=norm)

@@ -121,15 +121,8 @@ def evaluate_segmenter(
         )
     size = tuple(size) if size else (tuple(meta["size"]) if meta.get("size") else None)
     metrics = evaluate(model, ds.load(size, desc=f"load {split}"), spec, desc=f"eval {split}")
-    metrics.update(
-        {
-            "model": str(model_dir),
-            "data": str(data_path),
-            "split": split,
-            "size": list(size or []),
-            "environment": environment(resolve_precision().describe()),
-        }
-    )
+    metrics.update(model=str(model_dir), data=str(data_path), split=split, size=list(size or []))
+    metrics["environment"] = environment(resolve_precision().describe())
     if out is not None:
         out = Path(out)
         atomic_write_text(out, json.dumps(metrics, indent=1))

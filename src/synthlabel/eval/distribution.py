@@ -1,7 +1,5 @@
-"""Label distribution analysis: class pixel/appearance frequencies per split, and how they relate to IoU.
-
-Helps decide which classes to generate: rare classes and classes the downstream model gets wrong.
-"""
+"""Label distribution analysis: class pixel/appearance frequencies per split and how they relate to IoU, to decide
+which classes to generate (rare classes and classes the downstream model gets wrong)."""
 
 from __future__ import annotations
 
@@ -35,8 +33,7 @@ def label_statistics(label_maps: Iterable[np.ndarray | torch.Tensor], num_classe
 
     `pixel_frequency` is each class's share of labeled (non-ignore) pixels, `appearance_frequency` the share
     of images containing the class, `ignored_fraction` the share of all pixels that are ignore. A pixel value
-    that is neither a class id in [0, K) nor the ignore index raises DataError.
-    """
+    that is neither a class id in [0, K) nor the ignore index raises DataError."""
     k = int(num_classes)
     pixel_counts = np.zeros(k, dtype=np.int64)
     image_counts = np.zeros(k, dtype=np.int64)
@@ -79,22 +76,16 @@ def _spearman(x: Sequence[float], y: Sequence[float]) -> dict | None:
         warnings.simplefilter("ignore")  # a constant input warns and gives NaN; reported as None below
         result = stats.spearmanr(x, y)
     rho, p = float(result.statistic), float(result.pvalue)
-    if math.isnan(rho):
-        return None
-    return {"rho": rho, "p": None if math.isnan(p) else p}
+    return None if math.isnan(rho) else {"rho": rho, "p": None if math.isnan(p) else p}
 
 
 def _class_rows(stats_by_split: dict[str, dict], names: list[str], iou: dict[str, float | None]) -> list[dict]:
     rows = []
     for c, name in enumerate(names):
-        rows.append(
-            {
-                "class": name,
-                "pixel_frequency": {s: float(st["pixel_frequency"][c]) for s, st in stats_by_split.items()},
-                "appearance_frequency": {s: float(st["appearance_frequency"][c]) for s, st in stats_by_split.items()},
-                "iou": None if iou.get(name) is None else float(iou[name]),
-            }
-        )
+        row = {"class": name}
+        for kind in ("pixel_frequency", "appearance_frequency"):
+            row[kind] = {s: float(st[kind][c]) for s, st in stats_by_split.items()}
+        rows.append(row | {"iou": None if iou.get(name) is None else float(iou[name])})
     return rows
 
 
@@ -117,8 +108,7 @@ def analyze_distribution(
     """Per-class frequencies per split (from `label_statistics`) joined with IoU, Spearman rho, rare classes.
 
     `rare_classes` are the classes below the median reference-split pixel frequency, rarest first;
-    `suggested_targets` ranks all classes by (1 - IoU) when IoUs are given, else by rarity.
-    """
+    `suggested_targets` ranks all classes by (1 - IoU) when IoUs are given, else by rarity."""
     names = [str(n) for n in class_names]
     if reference_split not in stats_by_split:
         raise ValueError(f"reference split {reference_split!r} not in the statistics (have {list(stats_by_split)})")
@@ -223,9 +213,8 @@ def _scatter(fig: Figure, analysis: dict, title: str) -> None:
     ax.set_ylim(0, 105)
     ax.grid(True, which="both", alpha=0.3)
     sp = (analysis.get("spearman") or {}).get("pixel_frequency_vs_iou")
-    if sp is None:
-        rho = "Spearman ρ undefined"
-    else:
+    rho = "Spearman ρ undefined"
+    if sp is not None:
         rho = f"Spearman ρ = {sp['rho']:+.2f}" + ("" if sp["p"] is None else f" (p = {sp['p']:.3g})")
     ax.set_title(f"{title}\n{rho}", fontsize=10)
     _place_labels(fig, ax, xs, ys, [r["class"] for r in points])
@@ -247,20 +236,15 @@ def _bars(fig: Figure, analysis: dict, title: str) -> None:
 def plot_frequency_vs_iou(analysis: dict, path: str | os.PathLike, title: str | None = None) -> Path:
     """Save a PNG of IoU vs reference-split pixel frequency (log x, one labeled point per class).
 
-    Without IoUs it is a bar chart of pixel frequencies instead. Written atomically; returns the path.
-    """
-    path = Path(path)
-    has_iou = any(r["iou"] is not None for r in analysis["rows"])
-    n = len(analysis["rows"])
-    if has_iou:
+    Without IoUs it is a bar chart of pixel frequencies instead. Written atomically; returns the path."""
+    if any(r["iou"] is not None for r in analysis["rows"]):
         fig = Figure(figsize=(7, 5), dpi=120)
-    else:
-        fig = Figure(figsize=(7, max(3.0, 0.3 * n + 1.2)), dpi=120, layout="constrained")
-    FigureCanvasAgg(fig)
-    if has_iou:
+        FigureCanvasAgg(fig)
         _scatter(fig, analysis, title or "Class frequency vs IoU")
     else:
+        fig = Figure(figsize=(7, max(3.0, 0.3 * len(analysis["rows"]) + 1.2)), dpi=120, layout="constrained")
+        FigureCanvasAgg(fig)
         _bars(fig, analysis, title or "Class pixel frequency")
-    with atomic_file(path) as tmp:
+    with atomic_file(Path(path)) as tmp:
         fig.savefig(tmp, format="png")
-    return path
+    return Path(path)

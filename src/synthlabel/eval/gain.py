@@ -1,9 +1,6 @@
-"""Gain of synthetic data on the downstream model: aggregation over experiment runs (arms x amounts x seeds).
-
-A run record is {"arm", "amount" (synthetic images per real image), "seed", "metrics" (from
-`eval.segmentation.metrics_from_confusion`)} plus optional "eval_set" (default "real_test") and "train_set"
-("real" | "synthetic" | "mixed"; default "real" for amount 0, else "mixed"). Spreads are sample std (ddof=1).
-"""
+"""Gain of synthetic data on the downstream model: aggregation over experiment runs (arms x amounts x seeds) of run
+records {"arm", "amount" (synthetic images per real image), "seed", "metrics" (`metrics_from_confusion`), optional
+"eval_set" (default "real_test") and "train_set" (real | synthetic | mixed)}. Spreads are sample std (ddof=1)."""
 
 from __future__ import annotations
 
@@ -74,11 +71,8 @@ def unpaired_delta(a: Sequence[float | None], b: Sequence[float | None]) -> dict
 
 
 def class_ious(metrics: Mapping) -> dict[str, float | None]:
-    """Per-class IoU of a metrics dict: `per_class_iou` {name: iou}, or `per_class` {name: {"iou": ...}}."""
-    if "per_class_iou" in metrics:
-        return {str(k): (None if v is None else float(v)) for k, v in metrics["per_class_iou"].items()}
-    per_class = metrics.get("per_class", {})
-    return {str(k): (None if v is None or v.get("iou") is None else float(v["iou"])) for k, v in per_class.items()}
+    """Per-class IoU {name: iou} of a metrics dict (its `per_class_iou`)."""
+    return {str(k): (None if v is None else float(v)) for k, v in metrics["per_class_iou"].items()}
 
 
 def _eval_set(record: Mapping) -> str:
@@ -107,12 +101,20 @@ def _groups(records: Sequence[Mapping], eval_set: str | None) -> dict[tuple[str,
     arm_order = list(dict.fromkeys(arm for arm, _ in groups))
     out = {}
     for key in sorted(groups, key=lambda k: (arm_order.index(k[0]), k[1])):
-        runs = sorted(groups[key], key=lambda r: int(r["seed"]))
-        seeds = [int(r["seed"]) for r in runs]
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"arm {key[0]!r} at amount {key[1]:g} has the same seed twice: {seeds}")
-        out[key] = runs
+        out[key] = sorted(groups[key], key=lambda r: int(r["seed"]))
+        _check_seeds(out[key], f"arm {key[0]!r} at amount {key[1]:g}")
     return out
+
+
+def _check_seeds(runs: Sequence[Mapping], what: str) -> None:
+    seeds = [int(r["seed"]) for r in runs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{what} has the same seed twice: {seeds}")
+
+
+def _mean_std(s: Mapping | None, name: str) -> dict:
+    """{name_mean, name_std} of a `stats` result (both None without one)."""
+    return {f"{name}_mean": None if s is None else s["mean"], f"{name}_std": None if s is None else s["std"]}
 
 
 def _classes(records: Iterable[Mapping]) -> list[str]:
@@ -135,21 +137,10 @@ def arm_summary(
     rows = []
     for (arm, amount), runs in _groups(records, eval_set).items():
         ious = [class_ious(r["metrics"]) for r in runs]
-        miou = stats(r["metrics"].get("miou") for r in runs)
-        rare_stats = stats(_rare_average(i, rare) for i in ious) if rare else None
-        rows.append(
-            {
-                "arm": arm,
-                "amount": amount,
-                "n": len(runs),
-                "seeds": [int(r["seed"]) for r in runs],
-                "miou_mean": None if miou is None else miou["mean"],
-                "miou_std": None if miou is None else miou["std"],
-                "rare_mean": None if rare_stats is None else rare_stats["mean"],
-                "rare_std": None if rare_stats is None else rare_stats["std"],
-                "per_class": {c: stats(i.get(c) for i in ious) for c in _classes(runs)},
-            }
-        )
+        row = {"arm": arm, "amount": amount, "n": len(runs), "seeds": [int(r["seed"]) for r in runs]}
+        row |= _mean_std(stats(r["metrics"].get("miou") for r in runs), "miou")
+        row |= _mean_std(stats(_rare_average(i, rare) for i in ious) if rare else None, "rare")
+        rows.append({**row, "per_class": {c: stats(i.get(c) for i in ious) for c in _classes(runs)}})
     return rows
 
 
@@ -200,8 +191,7 @@ def class_deltas(
     (se = std / sqrt(n)); otherwise difference of means with the pooled std (se = pooled * sqrt(1/na + 1/nb)).
     Each delta is {"mean", "std", "se", "n", "beyond_spread"} or None (class absent on one side), with
     beyond_spread = |mean| > 2 * se (None with one seed: no spread to compare with). Results are under
-    "arms", keyed by the arm name, or "arm @ amount" for arms run at several amounts.
-    """
+    "arms", keyed by the arm name, or "arm @ amount" for arms run at several amounts."""
     groups = _groups(records, eval_set)
     base_key = _baseline_group(groups, baseline_arm, baseline_amount)
     base = groups[base_key]
@@ -242,14 +232,9 @@ def cross_domain_table(records: Sequence[Mapping]) -> list[dict]:
         cells.setdefault((_train_set(r), str(r["arm"]), float(r["amount"]), _eval_set(r)), []).append(r)
     rows = []
     for (train_set, arm, amount, eval_set), runs in cells.items():
-        seeds = [int(r["seed"]) for r in runs]
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"arm {arm!r} at amount {amount:g} on {eval_set!r} has the same seed twice: {seeds}")
-        s = stats(r["metrics"].get("miou") for r in runs)
-        rows.append(
-            {"train_set": train_set, "arm": arm, "amount": amount, "eval_set": eval_set, "n": len(runs),
-             "miou_mean": None if s is None else s["mean"], "miou_std": None if s is None else s["std"]}
-        )  # fmt: skip
+        _check_seeds(runs, f"arm {arm!r} at amount {amount:g} on {eval_set!r}")
+        row = {"train_set": train_set, "arm": arm, "amount": amount, "eval_set": eval_set, "n": len(runs)}
+        rows.append(row | _mean_std(stats(r["metrics"].get("miou") for r in runs), "miou"))
     return rows
 
 
@@ -264,17 +249,10 @@ def summary_markdown(summary: Sequence[Mapping], per_class: bool = False) -> str
     """Table of `arm_summary` rows (IoU in %, mean ± std over seeds); per-class columns when asked."""
     classes = list(dict.fromkeys(c for row in summary for c in row["per_class"])) if per_class else []
     headers = ["arm", "synthetic ×", "seeds", "mIoU %", "rare mIoU %"] + [f"{c} %" for c in classes]
-    rows = [
-        [
-            row["arm"],
-            f"{row['amount']:g}",
-            row["n"],
-            _pct(row, "miou_mean", "miou_std"),
-            _pct(row, "rare_mean", "rare_std"),
-        ]
-        + [_pct(row["per_class"].get(c)) for c in classes]
-        for row in summary
-    ]
+    rows = []
+    for row in summary:
+        cells = [row["arm"], f"{row['amount']:g}", row["n"], _pct(row, "miou_mean", "miou_std")]
+        rows.append(cells + [_pct(row, "rare_mean", "rare_std")] + [_pct(row["per_class"].get(c)) for c in classes])
     return markdown_table(headers, rows) + "\n"
 
 
@@ -290,9 +268,8 @@ def deltas_markdown(deltas: Mapping) -> str:
     """Table of `class_deltas`: rows mIoU, rare average and each class; one column per arm (IoU points,
     delta ± std; * marks a delta beyond 2 standard errors)."""
     arms = deltas["arms"]
-    headers = ["Δ IoU vs " + deltas["baseline"]["arm"]] + [
-        f"{label} ({'paired' if c['paired'] else 'unpaired'})" for label, c in arms.items()
-    ]
+    labels = [f"{label} ({'paired' if c['paired'] else 'unpaired'})" for label, c in arms.items()]
+    headers = ["Δ IoU vs " + deltas["baseline"]["arm"], *labels]
     rows = [["mIoU"] + [delta_cell(c["miou"]) for c in arms.values()]]
     if deltas["rare"]:
         rows.append(["rare classes"] + [delta_cell(c["rare_mean"]) for c in arms.values()])
@@ -329,9 +306,8 @@ def write_csv(path: str | os.PathLike, headers: Sequence[str], rows: Iterable[Se
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(headers)
     writer.writerows([["" if c is None else c for c in row] for row in rows])
-    path = Path(path)
-    atomic_write_text(path, buf.getvalue())
-    return path
+    atomic_write_text(Path(path), buf.getvalue())
+    return Path(path)
 
 
 def write_summary_csv(summary: Sequence[Mapping], path: str | os.PathLike) -> Path:
@@ -353,15 +329,10 @@ def write_deltas_csv(deltas: Mapping, path: str | os.PathLike) -> Path:
     headers = ["arm", "amount", "paired", "metric", "delta_mean", "delta_std", "delta_se", "n", "beyond_spread"]
     rows = []
     for label, comp in deltas["arms"].items():
-        entries = [("miou", comp["miou"]), ("rare_mean", comp["rare_mean"])] + list(comp["per_class"].items())
-        for metric, d in entries:
-            if metric == "rare_mean" and not deltas["rare"]:
-                continue
-            d = d or {}
-            rows.append(
-                [label, comp["amount"], comp["paired"], metric]
-                + [d.get(k) for k in ("mean", "std", "se", "n", "beyond_spread")]
-            )
+        rare = [("rare_mean", comp["rare_mean"])] if deltas["rare"] else []
+        for metric, d in [("miou", comp["miou"]), *rare, *comp["per_class"].items()]:
+            values = [(d or {}).get(k) for k in ("mean", "std", "se", "n", "beyond_spread")]
+            rows.append([label, comp["amount"], comp["paired"], metric, *values])
     return write_csv(path, headers, rows)
 
 

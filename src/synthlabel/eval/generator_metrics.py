@@ -21,9 +21,9 @@ from synthlabel.data.datasets import SegDataset
 from synthlabel.data.sample import TensorSet, to_float
 from synthlabel.device import Precision, resolve_precision
 from synthlabel.errors import DataError
-from synthlabel.eval.segmentation import ConfusionMatrix, evaluate, predict
-from synthlabel.runs import log, progress
-from synthlabel.train.supervised import Classification, SupervisedConfig, SupervisedTrainer
+from synthlabel.eval.segmentation import confusion_matrix, evaluate, metrics_from_confusion, predict
+from synthlabel.runs import log
+from synthlabel.train.supervised import Batch, Classification, SupervisedConfig, SupervisedTrainer
 
 PER_SAMPLE_METRIC = "miou_present_classes"
 FP32_CPU = Precision(torch.device("cpu"), False)
@@ -34,54 +34,6 @@ def _as_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 images (as stored) or float in [-1, 1] -> float in [-1, 1]."""
     images = torch.as_tensor(images)
     return to_float(images) if images.dtype == torch.uint8 else images.float()
-
-
-@torch.no_grad()
-def segment(
-    segmenter: nn.Module, images: torch.Tensor, precision: Precision | None = None, batch_size: int = 16
-) -> torch.Tensor:
-    """Class ids [N, H, W] int64 predicted for images [N, 3, H, W] (uint8 or float in [-1, 1])."""
-    precision = precision or resolve_precision("auto", "auto")
-    was_training = segmenter.training
-    segmenter.eval().to(precision.device)
-    out = [
-        predict(segmenter, _as_float(images[i : i + batch_size]), precision).cpu()
-        for i in progress(range(0, len(images), batch_size), desc="segment")
-    ]
-    segmenter.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, *images.shape[-2:], dtype=torch.long)
-
-
-def label_fidelity(
-    segmenter: nn.Module,
-    images: torch.Tensor,
-    label_maps: torch.Tensor,
-    spec: ClassSpec,
-    precision: Precision | None = None,
-    batch_size: int = 16,
-) -> dict:
-    """Segmentation metrics (one confusion matrix over the set) of the segmenter's prediction on generated images
-    [N, 3, H, W] against the label maps [N, H, W] they were rendered from."""
-    _check_pairs(images, label_maps)
-    return _metrics(segment(segmenter, images, precision, batch_size), torch.as_tensor(label_maps), spec)
-
-
-def per_sample_fidelity(
-    segmenter: nn.Module,
-    images: torch.Tensor,
-    label_maps: torch.Tensor,
-    spec: ClassSpec,
-    precision: Precision | None = None,
-    batch_size: int = 16,
-) -> list[float]:
-    """Per image: mIoU over the classes present in its label map (nan for a map without labeled pixels).
-
-    Not pixel accuracy, which road and sky dominate: a render whose rare object is unrecognizable scores low.
-    A spurious prediction of an absent class still costs, through the pixels it takes from present classes.
-    """
-    _check_pairs(images, label_maps)
-    preds = segment(segmenter, images, precision, batch_size)
-    return per_image_miou(preds, torch.as_tensor(label_maps), spec.num_classes, spec.ignore_index)
 
 
 def per_image_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int) -> list[float]:
@@ -111,7 +63,8 @@ def label_fidelity_report(
     generated images are as recognizable as real ones), per class too. Also mIoU per condition and the per-sample
     scores (`per_sample`: file -> score or None for a map without labeled pixels, for `synth.filters.filter_samples`).
     Both sets at the segmenter's working size."""
-    preds = segment(segmenter, synth.images, precision, batch_size)
+    precision = precision or resolve_precision("auto", "auto")
+    preds = predict(segmenter, synth.images, precision, batch_size, desc="segment")
     synthetic = _metrics(preds, synth.labels, spec)
     real_metrics = evaluate(segmenter, real, spec, precision, batch_size, desc="eval real")
     scores = per_image_miou(preds, synth.labels, spec.num_classes, spec.ignore_index)
@@ -131,9 +84,8 @@ def label_fidelity_report(
 
 
 def _metrics(preds: torch.Tensor, labels: torch.Tensor, spec: ClassSpec) -> dict:
-    cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
-    cm.update(preds, labels)
-    return cm.compute(spec.names)
+    cm = confusion_matrix(preds, labels, spec.num_classes, spec.ignore_index)
+    return metrics_from_confusion(cm, spec.names)
 
 
 def _per_condition(preds: torch.Tensor, data: TensorSet, spec: ClassSpec) -> dict[str, float | None]:
@@ -145,14 +97,6 @@ def _per_condition(preds: torch.Tensor, data: TensorSet, spec: ClassSpec) -> dic
 
 def _safe_ratio(num: float | None, den: float | None) -> float | None:
     return None if num is None or not den else float(num) / float(den)
-
-
-def _check_pairs(images: torch.Tensor, label_maps: torch.Tensor) -> None:
-    if images.dim() != 4 or tuple(label_maps.shape) != (images.shape[0], *images.shape[-2:]):
-        raise ValueError(
-            f"images [N, 3, H, W] and label maps [N, H, W] must pair up, got "
-            f"{list(images.shape)} and {list(label_maps.shape)}"
-        )
 
 
 def _feature_size(shape: Sequence[int], side: int) -> tuple[int, int]:
@@ -309,26 +253,27 @@ class BalancedBatches:
         return self.images[idx], self.labels[idx]
 
 
-def random_flip(
-    images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+def random_flip(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> Batch:
     """Horizontal flip of half the images (of a classification batch: the labels stay)."""
     flip = torch.rand(len(images), generator=generator) < 0.5
     return torch.where(flip[:, None, None, None], images.flip(-1), images), labels
 
 
-def train_condition_classifier(
-    images: torch.Tensor, conditions: Sequence[str], cfg: ConditionClassifierConfig | None = None
+def train_condition_classifier_on(
+    dataset: SegDataset, cfg: ConditionClassifierConfig | None = None
 ) -> ConditionClassifier:
-    """Train on real images [N, 3, H, W] with their condition names; class-balanced batches, horizontal flips only:
-    colour jitter would fake other conditions. AdamW at a constant rate, fp32 on CPU."""
+    """Train on the images of a real split that have a condition in their metadata; class-balanced batches,
+    horizontal flips only: colour jitter would fake other conditions. AdamW at a constant rate, fp32 on CPU."""
     cfg = cfg or ConditionClassifierConfig()
+    keep = [i for i, r in enumerate(dataset.records) if r.meta.get("condition")]
+    if not keep:
+        raise DataError(f"{dataset.root}: split '{dataset.split}' has no conditions; add them to meta.csv")
+    data = dataset.subset(keep).load(tuple(cfg.size), desc="load condition data")
+    conditions = [m["condition"] for m in data.meta]
     names = sorted(set(conditions))
-    if len(conditions) != len(images):
-        raise ValueError(f"got {len(images)} images but {len(conditions)} conditions")
     torch.manual_seed(cfg.seed)
     model = ConditionClassifier(names, cfg.width, cfg.size)
-    x = F.interpolate(_as_float(images), size=model.size, mode="bilinear", align_corners=False, antialias=True)
+    x = F.interpolate(_as_float(data.images), size=model.size, mode="bilinear", align_corners=False, antialias=True)
     y = torch.tensor([names.index(c) for c in conditions])
     loop = SupervisedConfig(
         cfg.steps, cfg.batch_size, cfg.lr, 1e-4, seed=cfg.seed, channels_last=False, desc="train condition classifier"
@@ -338,16 +283,6 @@ def train_condition_classifier(
     trainer.fit()
     log.info("condition classifier: %s, final batch loss %.3f", names, trainer.last_loss)
     return model.eval()
-
-
-def train_condition_classifier_on(dataset: SegDataset, cfg: ConditionClassifierConfig | None = None):
-    """`train_condition_classifier` on the images of a real split that have a condition in their metadata."""
-    cfg = cfg or ConditionClassifierConfig()
-    keep = [i for i, r in enumerate(dataset.records) if r.meta.get("condition")]
-    if not keep:
-        raise DataError(f"{dataset.root}: split '{dataset.split}' has no conditions; add them to meta.csv")
-    data = dataset.subset(keep).load(tuple(cfg.size), desc="load condition data")
-    return train_condition_classifier(data.images, [m["condition"] for m in data.meta], cfg)
 
 
 def condition_fidelity(classifier: ConditionClassifier, images: torch.Tensor, target_condition: str) -> float:
@@ -361,16 +296,3 @@ def condition_fidelity(classifier: ConditionClassifier, images: torch.Tensor, ta
         raise ValueError("condition_fidelity needs at least one image")
     pred = classifier.predict(images)
     return float((pred == classifier.conditions.index(target_condition)).double().mean())
-
-
-def condition_report(classifier: ConditionClassifier, data: TensorSet) -> dict[str, float | None]:
-    """Condition fidelity of a synthetic set per rendered condition (from its metadata); None for a condition the
-    classifier was not trained on."""
-    groups: dict[str, list[int]] = {}
-    for i, m in enumerate(data.meta):
-        if m.get("condition"):
-            groups.setdefault(m["condition"], []).append(i)
-    return {
-        c: condition_fidelity(classifier, data.images[idx], c) if c in classifier.conditions else None
-        for c, idx in sorted(groups.items())
-    }

@@ -1,12 +1,8 @@
-"""Segmentation metrics from one dataset-level confusion matrix (mIoU over present classes only), and a model's
-metrics on a dataset.
-
-Unlike kornia's `mean_iou`, a class absent from both ground truth and prediction has no IoU and is left out.
-"""
+"""Segmentation metrics from one dataset-level confusion matrix, and a model's metrics on a dataset. mIoU is over the
+present classes only: unlike kornia's `mean_iou`, a class absent from both ground truth and prediction is left out."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,6 +12,7 @@ from torch import nn
 from synthlabel.data.classes import ClassSpec
 from synthlabel.data.sample import TensorSet, to_float
 from synthlabel.device import Precision, resolve_precision
+from synthlabel.eval.gain import stats
 from synthlabel.runs import progress
 from synthlabel.tables import fmt_mean_std, fmt_pct, markdown_table
 
@@ -24,8 +21,7 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
     """Confusion matrix [K, K] int64 (rows = ground truth, cols = prediction) of integer maps of the same shape.
 
     Pixels whose target is `ignore_index` or outside [0, K) are skipped; a prediction outside [0, K) at a
-    counted pixel is an error. The result lives on the inputs' device.
-    """
+    counted pixel is an error. The result lives on the inputs' device."""
     pred, target = torch.as_tensor(pred), torch.as_tensor(target)
     if pred.shape != target.shape:
         raise ValueError(f"pred shape {tuple(pred.shape)} does not match target shape {tuple(target.shape)}")
@@ -37,25 +33,19 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
     pred, target = pred[keep], target[keep]
     if pred.numel() and (int(pred.min()) < 0 or int(pred.max()) >= k):
         raise ValueError(f"predicted class ids must lie in [0, {k}), got {int(pred.min())}..{int(pred.max())}")
-    counts = torch.bincount(target * k + pred, minlength=k * k)
-    return counts.reshape(k, k)
+    return torch.bincount(target * k + pred, minlength=k * k).reshape(k, k)
 
 
 class ConfusionMatrix:
     """Accumulates one confusion matrix over a whole evaluation set, batch by batch (kept on CPU)."""
 
     def __init__(self, num_classes: int, ignore_index: int) -> None:
-        self.num_classes = int(num_classes)
-        self.ignore_index = int(ignore_index)
+        self.num_classes, self.ignore_index = int(num_classes), int(ignore_index)
         self.matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch: integer predictions and targets of the same shape, e.g. [B, H, W]."""
         self.matrix += confusion_matrix(pred, target, self.num_classes, self.ignore_index).cpu()
-
-    def reset(self) -> None:
-        """Forget everything accumulated so far."""
-        self.matrix.zero_()
 
     def compute(self, class_names: Sequence[str] | None = None) -> dict:
         """Metrics of everything accumulated so far, see `metrics_from_confusion`."""
@@ -63,14 +53,23 @@ class ConfusionMatrix:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, precision: Precision) -> torch.Tensor:
-    """images [B, 3, H, W] float in [-1, 1] -> class ids [B, H, W] (on the precision's device)."""
-    x = images.to(precision.device).contiguous(memory_format=torch.channels_last)
-    with precision.autocast():
-        return model(x).argmax(1)
+def predict(
+    model: nn.Module, images: torch.Tensor, precision: Precision, batch_size: int = 16, desc: str | None = None
+) -> torch.Tensor:
+    """Class ids (argmax over dim 1) of uint8 images [N, C, H, W], batch by batch in eval mode, on CPU: label maps
+    [N, H, W] of a segmenter, class ids [N] of a classifier."""
+    was_training = model.training
+    model.eval().to(precision.device)
+    starts = range(0, len(images), batch_size)
+    out = []
+    for i in progress(starts, desc=desc) if desc else starts:
+        x = to_float(images[i : i + batch_size]).to(precision.device).contiguous(memory_format=torch.channels_last)
+        with precision.autocast():
+            out.append(model(x).argmax(1).cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, *images.shape[-2:], dtype=torch.long)
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     data: TensorSet,
@@ -81,13 +80,10 @@ def evaluate(
 ) -> dict:
     """One confusion matrix of the model's predictions over `data` -> `metrics_from_confusion` dict."""
     precision = precision or resolve_precision("auto", "auto")
-    was_training = model.training
-    model.eval().to(precision.device)
     cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
     for i in progress(range(0, len(data), batch_size), desc=desc):
-        images = to_float(data.images[i : i + batch_size])
-        cm.update(predict(model, images, precision).cpu(), data.labels[i : i + batch_size])
-    model.train(was_training)
+        batch = slice(i, i + batch_size)
+        cm.update(predict(model, data.images[batch], precision, batch_size), data.labels[batch])
     return cm.compute(spec.names)
 
 
@@ -116,13 +112,8 @@ def metrics_from_confusion(cm: np.ndarray | torch.Tensor, class_names: Sequence[
 
     A class with no GT and no predicted pixels is absent: its IoU and accuracy are None and it is left out of
     the means. A class with no GT pixels but some predictions is present with IoU 0. All values are plain
-    Python floats/ints or None, so the dict is JSON-serialisable.
-    """
+    Python floats/ints or None, so the dict is JSON-serialisable."""
     cm = cm.detach().cpu().numpy() if isinstance(cm, torch.Tensor) else np.asarray(cm)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"confusion matrix must be square [K, K], got shape {cm.shape}")
-    if (cm < 0).any():
-        raise ValueError("confusion matrix has negative counts")
     cm = cm.astype(np.float64)
     names = _resolve_names(class_names, cm.shape[0])
     tp, gt, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
@@ -143,19 +134,14 @@ def metrics_from_confusion(cm: np.ndarray | torch.Tensor, class_names: Sequence[
 
 
 def _mean_std(values: Sequence[float | None]) -> dict | None:
-    kept = [float(v) for v in values if v is not None]
-    if not kept:
-        return None
-    mean = sum(kept) / len(kept)
-    std = math.sqrt(sum((v - mean) ** 2 for v in kept) / (len(kept) - 1)) if len(kept) > 1 else 0.0
-    return {"mean": mean, "std": std}
+    s = stats(values)
+    return None if s is None else {"mean": s["mean"], "std": s["std"] or 0.0}
 
 
 def aggregate_seeds(results: Sequence[dict]) -> dict:
     """Mean and sample std (ddof=1; 0.0 for one run) over runs with different seeds of `metrics_from_confusion`.
 
-    Per class, runs where the class is absent (None) are skipped; a class absent in every run is None.
-    """
+    Per class, runs where the class is absent (None) are skipped; a class absent in every run is None."""
     if not results:
         raise ValueError("aggregate_seeds needs at least one result")
     names = list(results[0]["class_names"])
@@ -181,8 +167,7 @@ def _aggregate_cell(x: dict | None) -> str:
 def metrics_markdown(metrics_or_aggregate: dict, title: str | None = None) -> str:
     """A Markdown table of per-class IoU / accuracy / GT frequency (%) plus a summary line.
 
-    Works for one `metrics_from_confusion` result and for an `aggregate_seeds` result (printed as mean ± std).
-    """
+    Works for one `metrics_from_confusion` result and for an `aggregate_seeds` result (printed as mean ± std)."""
     m = metrics_or_aggregate
     if _is_aggregate(m):
         cell, suffix = _aggregate_cell, f" (mean ± std over {m['n']} runs)"

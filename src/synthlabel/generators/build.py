@@ -22,10 +22,8 @@ def generator_kwargs(model: GenModelConfig, num_classes: int, num_conditions: in
     """Constructor kwargs of the generator (JSON-ready: they are stored in the model directory)."""
     _check_options(model.options, "model.options")
     kwargs = {"num_classes": num_classes, "num_conditions": num_conditions, "width": model.width}
-    kwargs["image_size"] = [int(s) for s in size]
-    if model.z_dim is not None:
-        kwargs["z_dim"] = model.z_dim
-    return {**kwargs, **model.options}
+    z_dim = {"z_dim": model.z_dim} if model.z_dim is not None else {}
+    return {**kwargs, "image_size": [int(s) for s in size], **z_dim, **model.options}
 
 
 def discriminator_kwargs(model: GenModelConfig, num_classes: int, num_conditions: int) -> dict:
@@ -56,24 +54,20 @@ def build_networks(
     """(G, D) from the config; a config the constructors reject raises ConfigError with their reason."""
     _check_kind(DISCRIMINATORS, model.discriminator.name, "model.discriminator.name")
     d_kwargs = discriminator_kwargs(model, num_classes, num_conditions)
-    generator = _build_generator(model, num_classes, num_conditions, size)
-    try:
-        discriminator = DISCRIMINATORS.create(model.discriminator.name, **d_kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"model.discriminator: cannot build {model.discriminator.name!r}: {exc}") from exc
-    return generator, discriminator
-
-
-def _build_generator(model: GenModelConfig, num_classes: int, num_conditions: int, size: Sequence[int]) -> nn.Module:
     _check_kind(GENERATORS, model.name, "model.name")
-    kwargs = generator_kwargs(model, num_classes, num_conditions, size)
+    g_kwargs = generator_kwargs(model, num_classes, num_conditions, size)
     try:
-        return GENERATORS.create(model.name, **{**kwargs, "image_size": tuple(kwargs["image_size"])})
+        generator = GENERATORS.create(model.name, **{**g_kwargs, "image_size": tuple(g_kwargs["image_size"])})
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"model: cannot build generator {model.name!r} at size {tuple(size)}: {exc} "
             "(set data.size or model.options)"
         ) from exc
+    try:
+        discriminator = DISCRIMINATORS.create(model.discriminator.name, **d_kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model.discriminator: cannot build {model.discriminator.name!r}: {exc}") from exc
+    return generator, discriminator
 
 
 def check_networks(model: GenModelConfig, num_classes: int, num_conditions: int, size: Sequence[int]) -> None:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthlabel.generators.common import base_size, check_labels, maybe_spectral_norm, num_levels
+from synthlabel.generators.common import check_labels, maybe_spectral_norm, pyramid
 from synthlabel.registry import DISCRIMINATORS, GENERATORS
 
 
@@ -47,11 +47,8 @@ class CondGenerator(nn.Module):
     ):
         super().__init__()
         self.num_classes, self.channels, self.z_dim = num_classes, channels, z_dim
-        self.image_size = (int(image_size[0]), int(image_size[1]))
-        levels = num_levels(self.image_size)
-        self.base = base_size(self.image_size, levels)
-        c = width * 2 ** (levels - 1)
-        self.base_channels = c
+        self.image_size, levels, self.base = pyramid(image_size)
+        c = self.base_channels = width * 2 ** (levels - 1)
         self.project = nn.Linear(z_dim + num_classes, c * self.base[0] * self.base[1], bias=False)
         self.norms, self.ups = nn.ModuleList(), nn.ModuleList()
         for i in range(levels):
@@ -89,10 +86,10 @@ class ProjectionDiscriminator(nn.Module):
     ):
         super().__init__()
         self.num_classes, self.channels = num_classes, channels
-        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.image_size, levels, _ = pyramid(image_size)
         layers: list[nn.Module] = []
         c = channels
-        for i in range(num_levels(self.image_size)):
+        for i in range(levels):
             c_out = width * 2**i
             layers.append(maybe_spectral_norm(nn.Conv2d(c, c_out, 4, 2, 1, bias=i == 0), spectral_norm))
             layers += ([nn.BatchNorm2d(c_out)] if i and not spectral_norm else []) + [nn.LeakyReLU(0.2)]

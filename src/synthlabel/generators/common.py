@@ -1,9 +1,9 @@
 """The generator interface (what a network declares it is conditioned on, and how it is called) and helpers shared
-by the families: condition planes, input checks, optional spectral norm, 2x level counts, per-class packing."""
+by the families: condition planes, input checks, optional spectral norm, 2x level counts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -75,28 +75,14 @@ def check_divisible(image_size: tuple[int, int], factor: int, what: str) -> tupl
     return h, w
 
 
-def num_levels(image_size: tuple[int, int] | list[int], smallest: int = 3, most: int = 5) -> int:
-    """The number of 2x up/down-sampling levels for an image size: as many as keep both sides divisible and the
-    base at least `smallest` px a side (28 -> 2 levels from 7x7, 32 -> 3 from 4x4, 64 -> 4, 8 -> 1 from 4x4)."""
-    h, w = (int(s) for s in image_size)
+def pyramid(image_size: Sequence[int]) -> tuple[tuple[int, int], int, tuple[int, int]]:
+    """((H, W), levels, base (H, W) / 2**levels) for an image size: as many 2x up/down-sampling levels (at most 5) as
+    keep both sides divisible and the base at least 3 px a side (28 -> 2 levels from 7x7, 32 -> 3 from 4x4, 64 -> 4,
+    8 -> 1 from 4x4)."""
+    size = h, w = int(image_size[0]), int(image_size[1])
     levels = 0
-    while levels < most and h % 2 == 0 and w % 2 == 0 and min(h, w) // 2 >= smallest:
+    while levels < 5 and h % 2 == 0 and w % 2 == 0 and min(h, w) // 2 >= 3:
         h, w, levels = h // 2, w // 2, levels + 1
     if levels == 0:
         raise ValueError(f"image size {tuple(image_size)} is too small or odd for a GAN; resize to e.g. 28x28")
-    return levels
-
-
-def base_size(image_size: tuple[int, int] | list[int], levels: int) -> tuple[int, int]:
-    return int(image_size[0]) >> levels, int(image_size[1]) >> levels
-
-
-def pack_slots(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, int]:
-    """For a per-class grouped network: the row (slot) of every sample within its class, and the number of rows
-    (the largest class count). Sample i goes to packed[slot[i], labels[i]]."""
-    counts = torch.bincount(labels, minlength=num_classes)
-    order = torch.argsort(labels, stable=True)
-    starts = torch.cumsum(counts, 0) - counts
-    slots = torch.empty_like(labels)
-    slots[order] = torch.arange(len(labels), device=labels.device) - starts[labels[order]]
-    return slots, int(counts.max()) if len(labels) else 0
+    return size, levels, (h, w)

@@ -1,18 +1,29 @@
-"""One DCGAN per class (Radford et al. 2016), the published per-class setup, scaled to the image size.
-
-The K per-class GANs share nothing: channel group k of every layer is class k's network (grouped convolutions,
-per-channel batch norm), so K small GANs run as one pass instead of K. A batch is packed into rows of one sample
-per class ([m, K * C, H, W]); train with class-balanced batches, since zero rows that fill an unbalanced batch
-would enter the batch-norm statistics of the classes they pad.
-"""
+"""One DCGAN per class (Radford et al. 2016), the published per-class setup, scaled to the image size. The K GANs
+share nothing: channel group k of every layer is class k's network (grouped convolutions, per-channel batch norm),
+so K small GANs run as one pass instead of K, on batches packed by `run_packed`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from synthlabel.generators.common import base_size, check_labels, num_levels, pack_slots
+from synthlabel.generators.common import check_labels, pyramid
 from synthlabel.registry import DISCRIMINATORS, GENERATORS
+
+
+def run_packed(forward_packed: Callable, x: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Pack x [B, ...] into rows of one sample per class ([m, K, ...]: sample i goes to row `slot` = its rank within
+    its class, column labels[i]), run `forward_packed`, unpack to [B, ...]. Train with class-balanced batches: zero
+    rows that fill an unbalanced batch would enter the batch-norm statistics of the classes they pad."""
+    check_labels(labels, num_classes, x.shape[0])
+    onehot = F.one_hot(labels, num_classes)  # [B, K]
+    slots = (onehot.cumsum(0) * onehot).sum(1) - 1
+    packed = x.new_zeros(int(onehot.sum(0).max()), num_classes, *x.shape[1:])
+    packed[slots, labels] = x
+    return forward_packed(packed)[slots, labels]
 
 
 @GENERATORS.register("dcgan")
@@ -34,9 +45,7 @@ class PerClassGenerator(nn.Module):
     ):
         super().__init__()
         self.num_classes, self.channels, self.z_dim = num_classes, channels, z_dim
-        self.image_size = (int(image_size[0]), int(image_size[1]))
-        levels = num_levels(self.image_size)
-        self.base = base_size(self.image_size, levels)
+        self.image_size, levels, self.base = pyramid(image_size)
         k, c = num_classes, width * 2 ** (levels - 1)
         self.base_channels = c
         # a per-class linear layer as a grouped 1x1 convolution
@@ -58,11 +67,7 @@ class PerClassGenerator(nn.Module):
         return x.reshape(m, k, self.channels, *self.image_size)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_labels(labels, self.num_classes, z.shape[0])
-        slots, rows = pack_slots(labels, self.num_classes)
-        packed = z.new_zeros(rows, self.num_classes, self.z_dim)
-        packed[slots, labels] = z
-        return self.forward_packed(packed)[slots, labels]
+        return run_packed(self.forward_packed, z, labels, self.num_classes)
 
 
 @DISCRIMINATORS.register("dcgan")
@@ -76,15 +81,14 @@ class PerClassDiscriminator(nn.Module):
     def __init__(self, num_classes: int, channels: int = 1, image_size: tuple[int, int] = (28, 28), width: int = 16):
         super().__init__()
         self.num_classes, self.channels = num_classes, channels
-        self.image_size = (int(image_size[0]), int(image_size[1]))
-        levels = num_levels(self.image_size)
+        self.image_size, levels, base = pyramid(image_size)
         k, c_in, layers = num_classes, channels, []
         for i in range(levels):
             c_out = width * 2**i
             layers.append(nn.Conv2d(k * c_in, k * c_out, 4, 2, 1, groups=k, bias=i == 0))
             layers += ([nn.BatchNorm2d(k * c_out)] if i else []) + [nn.LeakyReLU(0.2, inplace=True)]
             c_in = c_out
-        layers.append(nn.Conv2d(k * c_in, k, base_size(self.image_size, levels), groups=k))
+        layers.append(nn.Conv2d(k * c_in, k, base, groups=k))
         self.body = nn.Sequential(*layers)
 
     def forward_packed(self, images: torch.Tensor) -> torch.Tensor:
@@ -93,8 +97,4 @@ class PerClassDiscriminator(nn.Module):
         return self.body(images.reshape(m, k * self.channels, *self.image_size)).reshape(m, k)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_labels(labels, self.num_classes, images.shape[0])
-        slots, rows = pack_slots(labels, self.num_classes)
-        packed = images.new_zeros(rows, self.num_classes, *images.shape[1:])
-        packed[slots, labels] = images
-        return self.forward_packed(packed)[slots, labels]
+        return run_packed(self.forward_packed, images, labels, self.num_classes)

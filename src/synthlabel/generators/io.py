@@ -27,10 +27,8 @@ def save_generator(
 
     A label-map generator stores its class spec and condition names (`spec`, `conditions`); `extra` adds any
     other JSON-ready record (steps, seed, class names, ...)."""
-    info = dict(extra or {})
-    if spec is not None:
-        info = {"class_spec": spec.to_json(), "conditions": list(conditions), **info}
-    return ckpt.save_model(directory, name, kwargs, {"G": generator}, extra=info)
+    labels = {"class_spec": spec.to_json(), "conditions": list(conditions)} if spec is not None else {}
+    return ckpt.save_model(directory, name, kwargs, {"G": generator}, extra={**labels, **(extra or {})})
 
 
 def load_generator(directory: str | Path) -> tuple[torch.nn.Module, dict]:

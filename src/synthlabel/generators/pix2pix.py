@@ -1,8 +1,6 @@
-"""pix2pix U-Net generator (Isola et al. 2017): label map (+ condition, + optional noise planes) -> image.
-
-The simple, fast baseline; pair it with the `patchgan` discriminator. As in pix2pix, dropout in the decoder is
-the noise in training; for diverse samples at eval time use `z_dim` > 0 (z tiled as planes, as in BicycleGAN).
-"""
+"""pix2pix U-Net generator (Isola et al. 2017): label map (+ condition, + optional noise planes) -> image; the fast
+baseline, paired with the `patchgan` discriminator. Decoder dropout is the noise in training, as in pix2pix; for
+diverse samples at eval time use `z_dim` > 0 (z tiled as planes, as in BicycleGAN)."""
 
 from __future__ import annotations
 
@@ -34,18 +32,11 @@ def _up(in_channels: int, out_channels: int, norm: str, dropout: float) -> nn.Se
 
 @GENERATORS.register("pix2pix")
 class Pix2PixGenerator(nn.Module):
-    """U-Net with `depth` stride-2 levels and skips: [B, K + C + z_dim, H, W] planes -> [B, 3, H, W] in [-1, 1].
-
-    Args:
-        num_classes: K, the one-hot channels of the label map.
-        num_conditions: C, condition ids given as constant one-hot planes (0 = unconditioned).
-        width: channels of the first level; level i has width * 2**min(i, 3).
-        depth: number of stride-2 levels; H and W must be divisible by 2**depth.
-        z_dim: size of an optional noise vector tiled as constant planes at the input (0 = none).
-        dropout: dropout of the three innermost decoder levels (pix2pix: 0.5).
-        image_size: (H, W), only checked for divisibility (the net is fully convolutional).
-        norm: "instance" (default: same output in train and eval apart from dropout), "batch", "group".
-    """
+    """U-Net with `depth` stride-2 levels and skips: [B, K + C + z_dim, H, W] planes (K label map one-hot, C condition
+    one-hot, z tiled; C = 0 or z_dim = 0 for none) -> [B, 3, H, W] in [-1, 1]. Level i has width * 2**min(i, 3)
+    channels; H and W must be divisible by 2**depth (`image_size` is only checked: the net is fully convolutional).
+    `dropout` is on the three innermost decoder levels (pix2pix: 0.5); `norm` "instance" (default: same output in
+    train and eval apart from dropout), "batch" or "group"."""
 
     conditioning, channels = ("label_map", "condition", "noise"), 3
 
@@ -75,10 +66,6 @@ class Pix2PixGenerator(nn.Module):
             self.up.append(_up(skip_in, chans[i - 1], norm, dropout if depth - 1 - i < 3 else 0.0))
         self.to_rgb = nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(2 * chans[0], 3, 4, stride=2, padding=1), nn.Tanh())
 
-    def sample_z(self, batch: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """Standard normal noise [B, z_dim] (empty when z_dim is 0)."""
-        return torch.randn(batch, self.z_dim, generator=generator, device=device)
-
     def forward(
         self,
         label_map_onehot: torch.Tensor,  # [B, K, H, W]
@@ -90,7 +77,7 @@ class Pix2PixGenerator(nn.Module):
         planes = [label_map_onehot, condition_planes(condition, self.num_conditions, label_map_onehot)]
         if self.z_dim:
             b, _, h, w = label_map_onehot.shape
-            z = self.sample_z(b, device=label_map_onehot.device) if z is None else z
+            z = torch.randn(b, self.z_dim, device=label_map_onehot.device) if z is None else z
             planes.append(z.to(label_map_onehot)[:, :, None, None].expand(-1, -1, h, w))
         x = torch.cat(planes, dim=1)
         skips = []

@@ -1,8 +1,6 @@
 """SPADE generator (Park et al. 2019): z + condition -> seed map -> SPADE residual blocks with 2x upsampling -> RGB.
-
-Noise and condition also reach every SPADE layer (OASIS-style, Schonfeld et al. 2021), so one label map gives
-many images and the same label map can be rendered under each condition (day, dusk, night, ...).
-"""
+Noise and condition also reach every SPADE layer (OASIS-style, Schonfeld et al. 2021), so one label map gives many
+images and can be rendered under each condition (day, dusk, night, ...)."""
 
 from __future__ import annotations
 
@@ -17,19 +15,11 @@ from synthlabel.registry import GENERATORS
 
 @GENERATORS.register("spade")
 class SPADEGenerator(nn.Module):
-    """One-hot label map [B, K, H, W] (+ z [B, z_dim], condition [B]) -> image [B, 3, H, W] in [-1, 1].
-
-    Args:
-        num_classes: K, the one-hot channels of the label map (ignore pixels are all-zero columns).
-        num_conditions: C, the number of condition ids (0 = unconditioned).
-        z_dim: noise size; z goes to the seed map and, with `noise_in_spade`, to every SPADE layer.
-        width: channels at full resolution; coarser levels have width * 2**level, at most width * 8.
-        num_up: number of 2x upsamplings; the seed map is (H / 2**num_up, W / 2**num_up).
-        image_size: (H, W) the generator is built for (the seed map size is fixed by it).
-        norm: the param-free norm inside SPADE, "instance" (same output in train and eval) or "batch".
-        spade_hidden: hidden channels of each SPADE layer (default min(128, 2 * width)).
-        noise_in_spade: also feed z to the SPADE layers (diversity), not only to the seed map.
-    """
+    """One-hot label map [B, K, H, W] (ignore pixels all-zero) + z [B, z_dim] + condition [B] (one of C ids, 0 = none)
+    -> image [B, 3, H, W] in [-1, 1]. z goes to the seed map (H, W) / 2**num_up, fixed by `image_size`, and with
+    `noise_in_spade` to every SPADE layer too (diversity). Channels are width at full resolution, width * 2**level
+    coarser (at most width * 8); each SPADE layer has `spade_hidden` channels (default min(128, 2 * width)) and
+    `norm` "instance" (same output in train and eval) or "batch"."""
 
     conditioning, channels = ("label_map", "condition", "noise"), 3
 
@@ -54,17 +44,12 @@ class SPADEGenerator(nn.Module):
         self.noise_in_spade = noise_in_spade
         chans = [width * 2 ** min(num_up - i, 3) for i in range(num_up + 1)]
         code_dim = num_conditions + (z_dim if noise_in_spade else 0)
-        block = dict(label_channels=num_classes, hidden=spade_hidden or min(128, 2 * width), norm=norm)
+        hidden = spade_hidden or min(128, 2 * width)
+        block = dict(label_channels=num_classes, hidden=hidden, norm=norm, code_dim=code_dim)
         self.fc = nn.Linear(z_dim + num_conditions, chans[0] * self.seed_size[0] * self.seed_size[1])
-        self.head = SPADEResBlock(chans[0], chans[0], code_dim=code_dim, **block)
-        self.up = nn.ModuleList(
-            SPADEResBlock(chans[i], chans[i + 1], code_dim=code_dim, **block) for i in range(num_up)
-        )
+        self.head = SPADEResBlock(chans[0], chans[0], **block)
+        self.up = nn.ModuleList(SPADEResBlock(chans[i], chans[i + 1], **block) for i in range(num_up))
         self.to_rgb = nn.Conv2d(chans[-1], 3, 3, padding=1)
-
-    def sample_z(self, batch: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """Standard normal noise [B, z_dim]."""
-        return torch.randn(batch, self.z_dim, generator=generator, device=device)
 
     def forward(
         self,
@@ -75,7 +60,7 @@ class SPADEGenerator(nn.Module):
         check_label_input(label_map_onehot, self.num_classes, self.image_size)
         b = label_map_onehot.shape[0]
         if z is None:
-            z = self.sample_z(b, device=label_map_onehot.device)
+            z = torch.randn(b, self.z_dim, device=label_map_onehot.device)
         cond = condition_vector(condition, self.num_conditions, b, z)
         seed_code = torch.cat([z, cond], dim=1)  # [B, z_dim + C]
         code = seed_code if self.noise_in_spade else cond

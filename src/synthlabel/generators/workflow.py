@@ -119,11 +119,9 @@ class LabelImageTask:
         z = seeded_noise(self.z_dim, [t.seed * 7919 + i for i in range(rows * cols)])
         G = trainer.G_ema.module
         fake = to_uint8(render(G, z, labels.repeat(cols, 1, 1), condition, ignore_index=self.spec.ignore_index).images)
+        fake = fake.permute(0, 2, 3, 1).reshape(cols, rows, *fake.shape[2:], -1).numpy()  # [cols, rows, H, W, 3]
         real = self.train_set.images[idx].permute(0, 2, 3, 1).numpy()  # [rows, H, W, 3] uint8
-        tiles = [[self.spec.colorize(labels[r].numpy()), real[r]] for r in range(rows)]
-        for j in range(cols):
-            for r in range(rows):
-                tiles[r].append(fake[j * rows + r].permute(1, 2, 0).numpy())
+        tiles = [[self.spec.colorize(labels[r].numpy()), real[r], *fake[:, r]] for r in range(rows)]
         return write_grid(self.samples_dir / f"step_{trainer.step:06d}.png", tiles)
 
 

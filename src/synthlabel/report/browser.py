@@ -1,8 +1,5 @@
-"""Render a report page in a real headless Chromium: check that every image decodes, or take a screenshot.
-
-Relies on the inline script of `report.html.HtmlPage`, which writes the image counts into body attributes
-(data-images-total / data-images-loaded) on window load; `--dump-dom` then hands the DOM back.
-"""
+"""Render a report page in a real headless Chromium and check that every image decodes: the inline script of
+`report.html.HtmlPage` writes the image counts into body attributes on window load; `--dump-dom` hands them back."""
 
 from __future__ import annotations
 
@@ -17,27 +14,15 @@ from pathlib import Path
 
 _CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 _FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--hide-scrollbars",
-)
+    "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
+    "--disable-component-update --disable-sync --disable-dev-shm-usage --hide-scrollbars"
+).split()
 
 
 @dataclass(frozen=True)
 class BrowserCheck:
-    """Outcome of `render_check`.
-
-    ok is True when the page rendered, its script reported the counts, and every <img> decoded
-    (images_loaded == images_total). A page without images passes (nothing can be broken); callers that
-    expect figures should also check images_total.
-    """
+    """Outcome of `render_check`: ok when the page rendered, its script reported the counts and every <img> decoded.
+    A page without images passes (nothing can be broken); callers that expect figures also check images_total."""
 
     ok: bool
     images_total: int | None
@@ -50,13 +35,8 @@ def chromium_path() -> str | None:
     """The Chromium executable: $SYNTHLABEL_CHROMIUM if set and runnable, else /usr/bin/chromium or one on PATH."""
     env = os.environ.get("SYNTHLABEL_CHROMIUM")
     if env:
-        found = shutil.which(env)
-        return found if found else None
-    for name in _CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
+        return shutil.which(env)
+    return next(filter(None, map(shutil.which, _CANDIDATES)), None)
 
 
 def _run_chromium(extra_args: list[str], html_path: Path, timeout_s: float) -> subprocess.CompletedProcess:
@@ -94,8 +74,7 @@ def _stderr_tail(proc: subprocess.CompletedProcess) -> str:
 def render_check(html_path: str | os.PathLike, timeout_s: float = 60) -> BrowserCheck:
     """Load the page in headless Chromium and report how many <img> elements decoded.
 
-    Never raises for a page that fails to render: the reason is in `error` and ok is False.
-    """
+    Never raises for a page that fails to render: the reason is in `error` and ok is False."""
     try:
         proc = _run_chromium(["--virtual-time-budget=5000", "--dump-dom"], Path(html_path), timeout_s)
     except (FileNotFoundError, subprocess.TimeoutExpired, OSError) as exc:
@@ -103,35 +82,10 @@ def render_check(html_path: str | os.PathLike, timeout_s: float = 60) -> Browser
     dom = proc.stdout or ""
     total, loaded = _body_attr(dom, "data-images-total"), _body_attr(dom, "data-images-loaded")
     if proc.returncode != 0 or total is None or loaded is None:
-        reason = (
-            f"chromium exited with {proc.returncode}"
-            if proc.returncode != 0
-            else "the page's image-count script did not run (not an HtmlPage, or scripts blocked)"
-        )
+        reason = f"chromium exited with {proc.returncode}"
+        if proc.returncode == 0:
+            reason = "the page's image-count script did not run (not an HtmlPage, or scripts blocked)"
         return BrowserCheck(False, total, loaded, _title(dom), f"{reason}: {_stderr_tail(proc)}")
     ok = loaded == total
     error = None if ok else f"{total - loaded} of {total} images did not decode"
     return BrowserCheck(ok, total, loaded, _title(dom), error)
-
-
-def screenshot(
-    html_path: str | os.PathLike,
-    png_path: str | os.PathLike,
-    width: int = 1200,
-    height: int = 2000,
-    timeout_s: float = 60,
-) -> Path:
-    """Save a PNG screenshot of the page at the given window size; raises RuntimeError if Chromium writes none."""
-    png_path = Path(png_path).resolve()
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    tmp.unlink(missing_ok=True)
-    args = ["--virtual-time-budget=5000", f"--window-size={int(width)},{int(height)}", f"--screenshot={tmp}"]
-    proc = _run_chromium(args, Path(html_path), timeout_s)
-    if not tmp.is_file() or tmp.stat().st_size == 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(
-            f"chromium wrote no screenshot of {html_path} (exit {proc.returncode}): {_stderr_tail(proc)}"
-        )
-    os.replace(tmp, png_path)
-    return png_path

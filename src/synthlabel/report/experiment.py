@@ -120,11 +120,11 @@ def write_report(
     md = f"# Experiment {out}\n\nbaseline: {baseline}; rare classes: {', '.join(rare) or MISSING}\n\n"
     md += "\n".join(f"## {title}\n\n{body}" for title, body in sections)
     atomic_write_text(out / "report.md", md)
-    page = _html(cfg, out, sections, summary, deltas, sweeps, rare, names, freq, baseline, records)
+    page = _html(cfg, out, sections, summary, deltas, sweeps, rare, names, freq, baseline)
     return page.write(out / "report.html")
 
 
-def _html(cfg, out, sections, summary, deltas, sweeps, rare, names, freq, baseline, records) -> HtmlPage:
+def _html(cfg, out, sections, summary, deltas, sweeps, rare, names, freq, baseline) -> HtmlPage:
     page = HtmlPage(f"synthlabel experiment: {out.name}")
     page.paragraph(
         f"Baseline: {baseline}. Rare classes: {', '.join(rare) or MISSING}. Settings are picked on the validation "

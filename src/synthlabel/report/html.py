@@ -1,8 +1,5 @@
-"""Self-contained HTML pages: headings, text, tables, images and figures embedded as base64 data URIs.
-
-A page needs no network and no neighbouring files except the ones it links to on purpose (`link`), which
-`referenced_files` / `missing_references` list so a report can be checked after it is moved or copied.
-"""
+"""Self-contained HTML pages (headings, text, tables, images and figures as base64 data URIs): no network and no
+neighbouring files except those linked on purpose, which `missing_references` checks after a move or copy."""
 
 from __future__ import annotations
 
@@ -76,18 +73,10 @@ def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def figure_png(figure: Figure, dpi: int | None = None) -> bytes:
-    """PNG bytes of a matplotlib Figure (savefig picks the Agg renderer for PNG whatever the canvas)."""
-    buf = io.BytesIO()
-    figure.savefig(buf, format="png", dpi=dpi or figure.dpi)
-    return buf.getvalue()
-
-
 class HtmlPage:
     """One self-contained HTML page built block by block; `write` saves it atomically.
 
-    All text is escaped; images and figures are embedded as base64 data URIs, so the page is one file.
-    """
+    All text is escaped; images and figures are embedded as base64 data URIs, so the page is one file."""
 
     def __init__(self, title: str) -> None:
         self.title = str(title)
@@ -113,7 +102,7 @@ class HtmlPage:
         body = "".join("<tr>" + "".join(f"<td>{_esc(_cell(c))}</td>" for c in row) + "</tr>\n" for row in rows)
         self.blocks.append(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>")
 
-    def image(self, image: str | os.PathLike | bytes, caption: str | None = None, alt: str | None = None) -> None:
+    def image(self, image: str | os.PathLike | bytes, caption: str | None = None) -> None:
         """An image from a file path or raw bytes (PNG/JPEG/GIF/WebP), embedded as a data URI."""
         if isinstance(image, bytes | bytearray):
             data, suffix = bytes(image), ""
@@ -122,15 +111,17 @@ class HtmlPage:
             if not path.is_file():
                 raise FileNotFoundError(f"image {path} does not exist; write it before adding it to the page")
             data, suffix = path.read_bytes(), path.suffix
-        self._img(data_uri(data, _mime(data, suffix)), caption, alt)
+        self._img(data_uri(data, _mime(data, suffix)), caption)
 
-    def figure(self, figure: Figure, caption: str | None = None, alt: str | None = None) -> None:
-        """A matplotlib Figure rendered to PNG and embedded as a data URI."""
-        self._img(data_uri(figure_png(figure), "image/png"), caption, alt)
+    def figure(self, figure: Figure, caption: str | None = None) -> None:
+        """A matplotlib Figure rendered to PNG (savefig picks the Agg renderer whatever the canvas), embedded."""
+        buf = io.BytesIO()
+        figure.savefig(buf, format="png", dpi=figure.dpi)
+        self._img(data_uri(buf.getvalue(), "image/png"), caption)
 
-    def _img(self, src: str, caption: str | None, alt: str | None) -> None:
+    def _img(self, src: str, caption: str | None) -> None:
         cap = f"<figcaption>{_esc(caption)}</figcaption>" if caption else ""
-        self.blocks.append(f'<figure><img src="{_esc(src)}" alt="{_esc(alt or caption or "")}">{cap}</figure>')
+        self.blocks.append(f'<figure><img src="{_esc(src)}" alt="{_esc(caption or "")}">{cap}</figure>')
 
     def code(self, text: str) -> None:
         """Preformatted text, e.g. a resolved config YAML."""
@@ -151,9 +142,8 @@ class HtmlPage:
 
     def write(self, path: str | os.PathLike) -> Path:
         """Write the page atomically (UTF-8); returns the path."""
-        path = Path(path)
-        atomic_write_bytes(path, self.render().encode("utf-8"))
-        return path
+        atomic_write_bytes(Path(path), self.render().encode("utf-8"))
+        return Path(path)
 
 
 class _RefParser(HTMLParser):

@@ -1,5 +1,5 @@
-"""Report plots as matplotlib Figures (Agg, no pyplot state): gain vs synthetic amount, per-class IoU deltas,
-accuracy curves over training, and PNG grids of sample images with label-map overlays."""
+"""Report plots as matplotlib Figures (Agg, no pyplot state): gain vs synthetic amount, per-class IoU deltas, and PNG
+grids of sample images with label-map overlays."""
 
 from __future__ import annotations
 
@@ -32,26 +32,20 @@ def _floats(values: Sequence[float | None], scale: float = 1.0) -> np.ndarray:
     return np.array([math.nan if v is None else scale * float(v) for v in values], dtype=np.float64)
 
 
-def amount_curve(
-    sweep: Mapping[str, Sequence[Point]] | Sequence[Point],
-    title: str = "mIoU vs synthetic amount",
-    ylabel: str = "mIoU (%)",
-    scale: float = 100.0,
-) -> Figure:
-    """mIoU mean line and ± std band against the synthetic amount (synthetic images per real image).
+def amount_curve(sweep: Mapping[str, Sequence[Point]] | Sequence[Point]) -> Figure:
+    """mIoU (%) mean line and ± std band against the synthetic amount (synthetic images per real image).
 
     `sweep` maps a curve name (an arm) to points `(amount, mean, std, n)` (see `eval.gain.amount_sweep`); a
-    bare list of points is one unnamed curve. Values are scaled by `scale` (fractions to percent).
-    """
+    bare list of points is one unnamed curve."""
     curves = {"": sweep} if not isinstance(sweep, Mapping) else sweep
     fig, ax = _new_figure()
     for name, points in curves.items():
         pts = sorted(points, key=lambda p: float(p[0]))
         xs = np.array([float(p[0]) for p in pts])
-        _band(ax, xs, _floats([p[1] for p in pts], scale), _floats([p[2] for p in pts], scale), str(name))
+        _band(ax, xs, _floats([p[1] for p in pts], 100.0), _floats([p[2] for p in pts], 100.0), str(name))
     ax.set_xlabel("synthetic images per real image")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_ylabel("mIoU (%)")
+    ax.set_title("mIoU vs synthetic amount", fontsize=10)
     ax.grid(True, alpha=0.3)
     if any(curves):
         ax.legend(fontsize=8)
@@ -65,19 +59,12 @@ def _per_class_series(deltas: Mapping) -> dict[str, Mapping]:
     return dict(deltas)
 
 
-def delta_bars(
-    deltas: Mapping,
-    classes: Sequence[str] | None = None,
-    rare: Sequence[str] | None = None,
-    title: str = "Per-class IoU change vs baseline",
-    scale: float = 100.0,
-) -> Figure:
-    """Grouped bars of the per-class IoU delta vs the baseline, one bar group per class and one color per arm.
+def delta_bars(deltas: Mapping, classes: Sequence[str] | None = None, rare: Sequence[str] | None = None) -> Figure:
+    """Grouped bars of the per-class IoU delta (points) vs the baseline, one bar group per class and one color per arm.
 
     `deltas` is an `eval.gain.class_deltas` result or a mapping arm -> {class: {"mean", "std"} | None}; error
     bars are the std (spread across seeds). A missing delta is an empty slot. Rare classes (`rare`, default
-    the result's own list) get bold red tick labels.
-    """
+    the result's own list) get bold red tick labels."""
     series = _per_class_series(deltas)
     if classes is None:
         classes = list(dict.fromkeys(c for per_class in series.values() for c in per_class))
@@ -89,8 +76,8 @@ def delta_bars(
     xs = np.arange(len(classes), dtype=np.float64)
     for i, (name, per_class) in enumerate(series.items()):
         stats = [per_class.get(c) for c in classes]
-        mean = _floats([None if s is None else s.get("mean") for s in stats], scale)
-        std = _floats([None if s is None else s.get("std") for s in stats], scale)
+        mean = _floats([None if s is None else s.get("mean") for s in stats], 100.0)
+        std = _floats([None if s is None else s.get("std") for s in stats], 100.0)
         offset = (i - (len(series) - 1) / 2) * width
         ax.bar(xs + offset, np.nan_to_num(mean), width, yerr=np.where(np.isnan(mean), np.nan, std), capsize=2,
                label=str(name))  # fmt: skip
@@ -100,54 +87,10 @@ def delta_bars(
         if name in rare_set:
             tick.set_color("tab:red")
             tick.set_fontweight("bold")
-    ax.set_ylabel("IoU delta (points)" if scale == 100.0 else "IoU delta")
-    title += " (rare classes in red)" if rare_set else ""
-    ax.set_title(title, fontsize=10)
+    ax.set_ylabel("IoU delta (points)")
+    ax.set_title("Per-class IoU change vs baseline" + (" (rare classes in red)" if rare_set else ""), fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     if len(series) > 1 or any(series):
-        ax.legend(fontsize=8)
-    return fig
-
-
-def _curve_stats(curve: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """x, mean, std of a curve given as {"x"/"steps", "mean", "std"} or {"x"/"steps", "runs": [[...], ...]}."""
-    x = curve.get("x", curve.get("steps"))
-    if "runs" in curve:
-        runs = np.array([[math.nan if v is None else float(v) for v in run] for run in curve["runs"]], dtype=float)
-        if runs.ndim != 2 or runs.shape[0] == 0:
-            raise ValueError("a curve's runs must be a non-empty list of equally long series")
-        mean = np.nanmean(runs, axis=0)
-        std = np.nanstd(runs, axis=0, ddof=1) if runs.shape[0] > 1 else None
-    else:
-        mean = _floats(curve["mean"])
-        std = _floats(curve["std"]) if curve.get("std") is not None else None
-    x = np.arange(len(mean), dtype=float) if x is None else np.asarray(x, dtype=float)
-    if len(x) != len(mean):
-        raise ValueError(f"a curve has {len(x)} x values and {len(mean)} means")
-    return x, mean, std
-
-
-def accuracy_curves(
-    curves: Mapping[str, Mapping],
-    title: str = "Accuracy over training",
-    xlabel: str = "step",
-    ylabel: str = "accuracy (%)",
-    scale: float = 100.0,
-) -> Figure:
-    """Mean line and ± std band per arm over steps or epochs.
-
-    Each curve is {"x" (or "steps"), "mean", "std"} or {"x", "runs": [series per seed]}, in which case the mean
-    and sample std (ddof=1) across runs are computed here. Values are scaled by `scale`.
-    """
-    fig, ax = _new_figure()
-    for name, curve in curves.items():
-        x, mean, std = _curve_stats(curve)
-        _band(ax, x, scale * mean, None if std is None else scale * std, str(name))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    if curves:
         ax.legend(fontsize=8)
     return fig
 
@@ -190,8 +133,7 @@ def sample_grid(
     images: [N, H, W, 3] uint8 (numpy or torch; [N, 3, H, W] float in [-1, 1] is converted). labels: optional
     [N, H, W] int maps, drawn over the images in `palette` colors ([[r, g, b], ...], indexed by class id) with
     opacity `alpha` (1.0 shows the label map alone); ids outside the palette (ignore) are left transparent.
-    The PNG is cols * (W + padding) + padding wide, rows * (H + padding) + padding high.
-    """
+    The PNG is cols * (W + padding) + padding wide, rows * (H + padding) + padding high."""
     tiles = _to_uint8_nhwc(images)
     n, h, w, _ = tiles.shape
     if n == 0:

@@ -9,36 +9,21 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
 
 from synthlabel import checkpoint as ckpt
-from synthlabel.config import Strict
+from synthlabel.data import manifest
 from synthlabel.data.datasets import SegDataset, open_dataset
 from synthlabel.errors import DataError
 from synthlabel.runs import log, progress
-from synthlabel.synth.synthesize import MANIFEST
 
 KEEP_FILE = "keep.txt"
 FILTERED_MANIFEST = "manifest.filtered.jsonl"
 SUMMARY = "filter.json"
 
 
-class FilterConfig(Strict):
-    """`filter` options; quotas map a class name or id to the least share of its samples that is kept."""
-
-    threshold: float | None = None
-    keep_fraction: float | None = Field(None, gt=0.0, le=1.0)
-    quotas: dict[str, float] = Field(default_factory=dict)
-
-
 def rank(scores: Mapping[str, float]) -> list[str]:
     """Files best first: higher score first, nan last, ties by file name."""
-
-    def key(file: str) -> tuple:
-        s = scores[file]
-        return (1, 0.0, file) if math.isnan(s) else (0, -s, file)
-
-    return sorted(scores, key=key)
+    return sorted(scores, key=lambda f: (1, 0.0, f) if math.isnan(scores[f]) else (0, -scores[f], f))
 
 
 def select_samples(
@@ -68,11 +53,7 @@ def select_samples(
             raise ValueError("quotas need classes_of: the classes present in each sample")
         members = [f for f in order if class_id in classes_of[f]]
         need = _quota(share, len(members)) - sum(f in keep for f in members)
-        for f in (f for f in members if f not in keep):
-            if need <= 0:
-                break
-            keep.add(f)
-            need -= 1
+        keep.update([f for f in members if f not in keep][: max(need, 0)])  # the best-scoring of those cut
     return keep
 
 
@@ -147,29 +128,17 @@ def _quota_counts(ds: SegDataset, quota_ids: dict[int, float], classes_of, keep:
     counts = {}
     for c, share in quota_ids.items():
         members = [f for f, present in classes_of.items() if c in present]
-        kept = sum(f in keep for f in members)
-        counts[ds.out_spec.names[c]] = {
-            "samples": len(members),
-            "kept": kept,
-            "required": _quota(share, len(members)),
-        }
+        kept, required = sum(f in keep for f in members), _quota(share, len(members))
+        counts[ds.out_spec.names[c]] = {"samples": len(members), "kept": kept, "required": required}
     return counts
 
 
 def _write_outputs(synth_dir: Path, out_dir: Path, kept: list[str], scores: dict[str, float], summary: dict) -> None:
     ckpt.atomic_write_text(out_dir / KEEP_FILE, "".join(f"{f}\n" for f in kept))
-    manifest = synth_dir / MANIFEST
-    if manifest.is_file():
+    if (synth_dir / manifest.MANIFEST).is_file():
         keep = set(kept)
-        lines = []
-        for line in manifest.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a torn last line of a killed synthesis: its sample is not done
-                continue
-            if row.get("file") in keep:
-                lines.append(json.dumps({**row, "score": _finite(scores[row["file"]])}) + "\n")
-        ckpt.atomic_write_text(out_dir / FILTERED_MANIFEST, "".join(lines))
+        rows = [r | {"score": _finite(scores[r["file"]])} for r in manifest.rows(synth_dir) if r.get("file") in keep]
+        ckpt.atomic_write_text(out_dir / FILTERED_MANIFEST, "".join(json.dumps(r) + "\n" for r in rows))
     ckpt.atomic_write_text(out_dir / SUMMARY, json.dumps(summary, indent=1))
 
 

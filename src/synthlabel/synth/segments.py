@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import ndimage
@@ -22,6 +22,7 @@ class Segment:
 
     class_id: int
     source: int  # index of the label map in the sequence the bank was built from
+    source_file: str  # its file name ("" when unknown)
     bbox: tuple[int, int, int, int]  # (y0, x0, y1, x1), y1/x1 exclusive
     mask: np.ndarray  # [y1 - y0, x1 - x0] bool
     area: int
@@ -31,7 +32,6 @@ class Segment:
     neighbours: dict[int, float]  # class id -> share of the segment's dilated border
     footing: dict[int, float]  # class id -> share of the band below the segment, widened by `footing_margin`
     image_size: tuple[int, int]  # (H, W) of the source label map
-    source_file: str = ""
     occluder_above: int = -1  # class of a nearer segment just above the top edge (hides the upper part), or -1
 
     @property
@@ -55,38 +55,18 @@ class Segment:
         return self.to_json() == other.to_json() and np.array_equal(self.mask, other.mask)
 
     def to_json(self) -> dict:
-        return {
-            "class_id": self.class_id,
-            "source": self.source,
-            "source_file": self.source_file,
-            "bbox": list(self.bbox),
-            "area": self.area,
-            "bottom_y": self.bottom_y,
-            "center_x": self.center_x,
-            "support_class": self.support_class,
-            "neighbours": {str(k): v for k, v in self.neighbours.items()},
-            "footing": {str(k): v for k, v in self.footing.items()},
-            "image_size": list(self.image_size),
-            "occluder_above": self.occluder_above,
-        }
+        """Everything but the mask, JSON-ready (the bank stores masks apart, bit-packed)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "mask"}
+        shares = {k: {str(c): v for c, v in data[k].items()} for k in ("neighbours", "footing")}
+        return data | shares | {"bbox": list(self.bbox), "image_size": list(self.image_size)}
 
     @classmethod
     def from_json(cls, data: dict, mask: np.ndarray) -> Segment:
-        return cls(
-            class_id=int(data["class_id"]),
-            source=int(data["source"]),
-            bbox=tuple(int(v) for v in data["bbox"]),
-            mask=mask,
-            area=int(data["area"]),
-            bottom_y=float(data["bottom_y"]),
-            center_x=float(data["center_x"]),
-            support_class=int(data["support_class"]),
-            neighbours={int(k): float(v) for k, v in data["neighbours"].items()},
-            footing={int(k): float(v) for k, v in data["footing"].items()},
-            image_size=tuple(int(v) for v in data["image_size"]),
-            source_file=str(data.get("source_file", "")),
-            occluder_above=int(data.get("occluder_above", -1)),
-        )
+        """The segment of `to_json` + its mask; banks written before `source_file` and `occluder_above` load too."""
+        data = {"source_file": "", "occluder_above": -1} | data | {"mask": mask}
+        shares = {k: {int(c): float(v) for c, v in data[k].items()} for k in ("neighbours", "footing")}
+        sizes = {"bbox": tuple(data["bbox"]), "image_size": tuple(data["image_size"])}
+        return cls(**{f.name: data[f.name] for f in fields(cls)} | shares | sizes)
 
 
 def extract_segments(
@@ -110,8 +90,8 @@ def extract_segments(
         for i, sl in enumerate(ndimage.find_objects(labels)):
             if areas[i + 1] >= min_area:
                 segment = _describe(label_map, c, sl, labels[sl] == i + 1, int(areas[i + 1]), ignore_index)
-                segment.occluder_above = _nearer_above(label_map, bottoms, segment)
                 segment.source, segment.source_file = int(source), name
+                segment.occluder_above = _nearer_above(label_map, bottoms, segment)
                 out.append(segment)
     return out
 
@@ -122,6 +102,7 @@ def _describe(label_map, class_id, sl, mask, area, ignore_index) -> Segment:
     return Segment(
         class_id=int(class_id),
         source=0,
+        source_file="",
         bbox=bbox,
         mask=mask,
         area=area,
@@ -159,9 +140,7 @@ def support_below(label_map: np.ndarray, bbox, bottom_row: np.ndarray, class_id:
     cols = x0 + np.flatnonzero(bottom_row)
     values = label_map[support_band(label_map.shape[0], y1)][:, cols].ravel()
     values = values[(values != class_id) & (values != ignore_index)]
-    if values.size == 0:
-        return -1
-    return int(np.bincount(values).argmax())
+    return int(np.bincount(values).argmax()) if values.size else -1
 
 
 def footing_margin(segment_height: int) -> int:
@@ -173,10 +152,8 @@ def _footing(label_map, bbox, class_id, ignore_index) -> dict[int, float]:
     """Class shares of the support band below the segment, widened by a margin (e.g. pavement next to road)."""
     y0, x0, y1, x1 = bbox
     margin = footing_margin(y1 - y0)
-    values = label_map[support_band(label_map.shape[0], y1), max(0, x0 - margin) : x1 + margin].ravel()
-    values = values[(values != class_id) & (values != ignore_index)]
-    counts = Counter(values.tolist())
-    return {int(k): v / values.size for k, v in sorted(counts.items())}
+    band = label_map[support_band(label_map.shape[0], y1), max(0, x0 - margin) : x1 + margin]
+    return _shares(band, class_id, ignore_index)
 
 
 def _neighbours(label_map, bbox, mask, class_id, ignore_index) -> dict[int, float]:
@@ -187,14 +164,18 @@ def _neighbours(label_map, bbox, mask, class_id, ignore_index) -> dict[int, floa
     full = np.zeros((yb - ya, xb - xa), bool)
     full[y0 - ya : y0 - ya + mask.shape[0], x0 - xa : x0 - xa + mask.shape[1]] = mask
     ring = ndimage.binary_dilation(full, structure=_EIGHT) & ~full
-    values = label_map[ya:yb, xa:xb][ring]
+    return _shares(label_map[ya:yb, xa:xb][ring], class_id, ignore_index)
+
+
+def _shares(values: np.ndarray, class_id: int, ignore_index: int) -> dict[int, float]:
+    """Share of each class among `values`, leaving out the segment's own class and the ignore index."""
     values = values[(values != class_id) & (values != ignore_index)]
-    counts = Counter(values.tolist())
-    return {int(k): v / values.size for k, v in sorted(counts.items())}
+    return {int(k): v / values.size for k, v in sorted(Counter(values.tolist()).items())}
 
 
-def check_label_map(label_map: np.ndarray, spec: ClassSpec, index: int) -> np.ndarray:
-    """The label map as int64 [H, W]; DataError when it has another shape or ids outside the class spec."""
+def check_label_map(label_map: np.ndarray, spec: ClassSpec, index: int | str) -> np.ndarray:
+    """The label map (named by its index or source file) as int64 [H, W]; DataError when it has another shape or ids
+    outside the class spec."""
     arr = np.asarray(label_map)
     if arr.ndim != 2:
         raise DataError(f"label map {index} has shape {arr.shape}; expected [H, W]")

@@ -102,9 +102,7 @@ def class_stats(class_id: int, segments: Sequence[Segment], ground: Collection[i
 
 
 def _quantiles(values: np.ndarray) -> np.ndarray:
-    if values.size == 0:
-        return np.full(len(QUANTILE_LEVELS), np.nan)
-    return np.quantile(values, QUANTILE_LEVELS)
+    return np.quantile(values, QUANTILE_LEVELS) if values.size else np.full(len(QUANTILE_LEVELS), np.nan)
 
 
 def _fit_height(segments: Sequence[Segment], ground: Collection[int]) -> tuple[float, float]:
@@ -123,7 +121,5 @@ def _fit_height(segments: Sequence[Segment], ground: Collection[int]) -> tuple[f
 
 
 def _mean_shares(dicts: Sequence[dict[int, float]]) -> dict[int, float]:
-    total: Counter = Counter()
-    for d in dicts:
-        total.update(d)
-    return {int(k): v / len(dicts) for k, v in sorted(total.items())} if dicts else {}
+    total = sum(map(Counter, dicts), Counter())  # shares are positive, so Counter addition drops none
+    return {int(k): v / len(dicts) for k, v in sorted(total.items())}

@@ -3,11 +3,8 @@ layout of the real data, with `classes.json`, `meta.csv` and `manifest.jsonl`. D
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
-import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,9 +18,10 @@ from pydantic import Field
 from synthlabel import checkpoint as ckpt
 from synthlabel import distributed
 from synthlabel.config import Strict
-from synthlabel.data import layouts
+from synthlabel.data import layouts, manifest
 from synthlabel.data.classes import ClassSpec
 from synthlabel.data.datasets import SegDataset
+from synthlabel.data.layouts import Layout
 from synthlabel.data.sample import to_uint8
 from synthlabel.device import resolve_device
 from synthlabel.errors import DataError
@@ -31,11 +29,7 @@ from synthlabel.generators.io import generator_spec, load_generator
 from synthlabel.generators.sampling import render, seeded_noise
 from synthlabel.runs import log, progress
 from synthlabel.synth.recompose import Recomposed
-
-MANIFEST = "manifest.jsonl"
-META_CSV = "meta.csv"
-META_COLUMNS = ("split", "file", "sequence", "condition", "frame")
-LAYOUTS = ("camvid", "folders", "cityscapes")
+from synthlabel.synth.segments import check_label_map
 
 
 class SynthesizeConfig(Strict):
@@ -104,23 +98,6 @@ def sample_seed(seed: int, map_index: int, j: int) -> int:
     return int(np.random.SeedSequence([seed, map_index, j]).generate_state(1)[0])
 
 
-def sample_paths(out_dir: Path, layout: str, split: str, index: int) -> tuple[Path, Path]:
-    """(image path, mask path) of sample `index` in `layout`; names carry a running index, never the condition."""
-    if layout == "camvid":
-        name = f"synth_{index:06d}.png"
-        return out_dir / split / name, out_dir / f"{split}annot" / name
-    if layout == "folders":
-        name = f"synth_{index:06d}.png"
-        return out_dir / "images" / split / name, out_dir / "masks" / split / name
-    if layout == "cityscapes":
-        stem = f"synth_{index:06d}_000019"
-        return (
-            out_dir / "leftImg8bit" / split / "synth" / f"{stem}_leftImg8bit.png",
-            out_dir / "gtFine" / split / "synth" / f"{stem}_gtFine_labelIds.png",
-        )
-    raise DataError(f"unknown layout {layout!r}; synthesize writes {', '.join(LAYOUTS)}")
-
-
 def synthesize(
     generator_dir: str | Path,
     label_maps: Sequence[LabelSource],
@@ -139,18 +116,15 @@ def synthesize(
     Sample `index` = (map, condition, j) in that nesting order. Each sample is written mask first, image second
     (each atomically) and counts as done once its manifest line is appended; a re-run skips done samples and
     rewrites any leftovers. Work is done in fixed blocks of `batch_size` samples, so a resumed run writes the same
-    bytes as an uninterrupted one with the same batch size. `on_sample(index)` is called after each finished sample.
-    Empty `conditions` renders unconditioned (condition left empty in the metadata); `["own"]` renders each map under
-    the condition of the real image it came from (its synthetic twin).
-
-    Under torchrun the blocks are dealt out to the ranks; a sample depends only on its map, condition and seed, and
-    rank 0 puts the manifest in index order at the end, so the files written are the same for any world size.
-    """
+    bytes as an uninterrupted one. `on_sample(index)` is called after each finished sample. Empty `conditions`
+    renders unconditioned; `["own"]` renders each map under the condition of the real image it came from.
+    Under torchrun the blocks are dealt out to the ranks; a sample depends only on its map, condition and seed, so
+    the files written are the same for any world size."""
     if k < 1 or batch_size < 1:
         raise ValueError(f"k and batch_size must be >= 1, got k={k}, batch_size={batch_size}")
     if not label_maps:
         raise DataError("synthesize needs at least one label map")
-    out_dir, dev = Path(out_dir), resolve_device(device)
+    out_dir, dev, lay = Path(out_dir), resolve_device(device), layouts.get(layout)
     distributed.init(dev)
     generator, meta = load_generator(generator_dir)
     if "label_map" not in generator.conditioning:
@@ -162,9 +136,8 @@ def synthesize(
     maps = [_fit_map(s.label_map, generator.image_size, spec, s.source) for s in label_maps]
     plan = _plan(_map_conditions(conditions, label_maps, meta, generator_dir), k, seed)
     record = {"generator": str(generator_dir), "generator_hash": ckpt.model_hash(generator_dir), "run_seed": seed}
-    entries = [_entry(p, label_maps[p.map_index], maps[p.map_index], layout, split, record) for p in plan]
-    done = distributed.broadcast_object(_prepare(out_dir, spec, plan, entries, layout, split) if distributed.is_main()
-                                        else None)  # fmt: skip
+    entries = [_entry(p, label_maps[p.map_index], maps[p.map_index], lay, split, record) for p in plan]
+    done = distributed.broadcast_object(_prepare(out_dir, spec, plan, entries, lay) if distributed.is_main() else None)
     generator.to(distributed.local_device(dev))
     blocks = [plan[i : i + batch_size] for i in range(0, len(plan), batch_size)]
     todo = distributed.shard([b for b in blocks if any(p.index not in done for p in b)])
@@ -174,32 +147,28 @@ def synthesize(
             images, masks = _render(generator, block, maps, spec)  # [B, H, W, 3] uint8, [B, H, W] ids
             for p, image, mask in zip(block, images, masks, strict=True):
                 if p.index not in done:
-                    _write_sample(out_dir, layout, split, entries[p.index], _mask_for_layout(mask, layout), image)
+                    _write_sample(out_dir, lay, entries[p.index], mask, image)
                     if on_sample is not None:
                         on_sample(p.index)
         distributed.barrier()
     finally:
         if distributed.is_main():  # the manifest (every rank's lines) in index order, and meta.csv from it
-            _write_meta_csv(out_dir, [entries[i] for i in sorted(_load_manifest(out_dir, entries))], split)
+            manifest.write_meta_csv(out_dir, [entries[i] for i in sorted(manifest.load(out_dir, entries))])
     return out_dir
 
 
-def _prepare(out_dir: Path, spec: ClassSpec, plan: list[_Planned], entries: list[dict], layout: str, split: str):
+def _prepare(out_dir: Path, spec: ClassSpec, plan: list[_Planned], entries: list[dict], layout: Layout) -> set[int]:
     """Check and set up `out_dir` (rank 0 only): no foreign files, the manifest of an earlier run of this plan,
     classes.json and meta.csv. Returns the indices of the samples already done."""
-    _check_foreign_files(out_dir, layout, split)
-    done = _load_manifest(out_dir, entries)
+    _check_foreign_files(out_dir, layout, entries[0]["split"])
+    done = manifest.load(out_dir, entries)
     _write_spec(out_dir, spec, sorted({p.condition for p in plan if p.condition}), layout)
-    _write_meta_csv(out_dir, [entries[i] for i in sorted(done)], split)
+    manifest.write_meta_csv(out_dir, [entries[i] for i in sorted(done)])
     return done
 
 
 def synthesize_from_config(
-    cfg: SynthesizeConfig,
-    dataset: SegDataset,
-    out_dir: str | Path,
-    recomposed: Sequence[Recomposed] | None = None,
-    on_sample: Callable[[int], None] | None = None,
+    cfg: SynthesizeConfig, dataset: SegDataset, out_dir: str | Path, recomposed: Sequence[Recomposed] | None = None
 ) -> Path:
     """`synthesize` with the maps picked by `cfg.maps` from `dataset` (real maps) and `recomposed` (made from them)."""
     sources: list[LabelSource] = []
@@ -209,48 +178,24 @@ def synthesize_from_config(
         if not recomposed:
             raise DataError(f"maps={cfg.maps!r} needs recomposed label maps; run recompose first or use 'original'")
         sources += label_sources_from_recomposed(recomposed, dataset)
-    return synthesize(cfg.generator, sources, out_dir, cfg.conditions, cfg.k, cfg.seed, cfg.layout, cfg.split,
-                      cfg.batch_size, on_sample=on_sample)  # fmt: skip
+    return synthesize(
+        cfg.generator, sources, out_dir, cfg.conditions, cfg.k, cfg.seed, cfg.layout, cfg.split, cfg.batch_size
+    )
 
 
-def _write_sample(out_dir: Path, layout: str, split: str, entry: dict, mask: np.ndarray, image: np.ndarray) -> None:
-    """Mask, then image (each atomically), then the manifest line that marks the sample done, then its meta row."""
-    image_path, mask_path = sample_paths(out_dir, layout, split, entry["index"])
-    _write_png(mask_path, mask)
+def _write_sample(out_dir: Path, layout: Layout, entry: dict, label_map: np.ndarray, image: np.ndarray) -> None:
+    """Mask, then image (each atomically), then the manifest line and meta row that mark the sample done."""
+    image_path, mask_path = layout.sample_paths(out_dir, entry["split"], entry["index"])
+    _write_png(mask_path, layout.encode_mask(label_map))
     _write_png(image_path, image)
-    _append_line(out_dir / MANIFEST, json.dumps(entry, default=_jsonable))
-    _append_line(out_dir / META_CSV, _meta_row(entry, split))
-
-
-def _condition_ids(conditions: Sequence[str], meta: dict, generator_dir) -> list[tuple[str | None, int | None]]:
-    """[(name, id in the generator's condition list)]; [(None, None)] when rendering unconditioned."""
-    known = list(meta.get("conditions") or [])
-    if not conditions:
-        return [(None, None)]
-    unknown = [c for c in conditions if c not in known]
-    if unknown:
-        raise DataError(
-            f"{generator_dir}: the generator does not know conditions {unknown} "
-            f"(it was trained on {known or 'none'}); choose among them"
-        )
-    if len(set(conditions)) != len(conditions):
-        raise DataError(f"conditions {list(conditions)} list a condition twice")
-    return [(c, known.index(c)) for c in conditions]
+    manifest.append(out_dir, entry)
 
 
 def _fit_map(label_map: np.ndarray, size: tuple[int, int], spec: ClassSpec, source: str) -> np.ndarray:
     """The map at the generator's size (nearest), checked against the spec; this is what is written as the mask."""
-    label_map = np.asarray(label_map)
-    if label_map.ndim != 2:
-        raise DataError(f"{source}: label map must be [H, W], got shape {label_map.shape}")
     if spec.ignore_index > 255:
         raise DataError(f"ignore index {spec.ignore_index} does not fit an 8-bit mask; use 255")
-    bad = (label_map < 0) | ((label_map >= spec.num_classes) & (label_map != spec.ignore_index))
-    if bad.any():
-        raise DataError(
-            f"{source}: label map holds ids {sorted(set(np.unique(label_map[bad]).tolist()))[:5]} outside the "
-            f"generator's classes (0..{spec.num_classes - 1}, ignore {spec.ignore_index}); remap them first"
-        )
+    label_map = check_label_map(label_map, spec, source)
     if label_map.shape != tuple(size):
         resized = Image.fromarray(label_map.astype(np.uint8)).resize((size[1], size[0]), Image.NEAREST)
         label_map = np.asarray(resized)
@@ -260,19 +205,30 @@ def _fit_map(label_map: np.ndarray, size: tuple[int, int], spec: ClassSpec, sour
 def _map_conditions(
     conditions: Sequence[str], label_maps: Sequence[LabelSource], meta: dict, generator_dir
 ) -> list[list[tuple[str | None, int | None]]]:
-    """Per map, the (condition, id) pairs to render it under. ["own"]: the map's own condition (unconditioned when
-    the generator knows no conditions)."""
+    """Per map, the (condition, id in the generator's condition list) pairs to render it under; [(None, None)]
+    renders unconditioned. ["own"]: the map's own condition (none when the generator knows no conditions)."""
+    known = list(meta.get("conditions") or [])
     if list(conditions) != [OWN]:
-        pairs = _condition_ids(conditions, meta, generator_dir)
-        return [pairs] * len(label_maps)
-    if not meta.get("conditions"):
-        return [[(None, None)]] * len(label_maps)
-    missing = [s.source for s in label_maps if s.condition is None]
-    if missing:
+        per_map = [list(conditions)] * len(label_maps)
+    elif not known:
+        per_map = [[]] * len(label_maps)
+    else:
+        missing = [s.source for s in label_maps if s.condition is None]
+        if missing:
+            raise DataError(
+                f"conditions ['own'] needs each map's condition, but {missing[:3]} have none (meta.csv); "
+                "name conditions"
+            )
+        per_map = [[s.condition] for s in label_maps]
+    unknown = list(dict.fromkeys(c for names in per_map for c in names if c not in known))
+    if unknown:
         raise DataError(
-            f"conditions ['own'] needs each map's condition, but {missing[:3]} have none (meta.csv); name conditions"
+            f"{generator_dir}: the generator does not know conditions {unknown} "
+            f"(it was trained on {known or 'none'}); choose among them"
         )
-    return [_condition_ids([s.condition], meta, generator_dir) for s in label_maps]
+    if len(set(conditions)) != len(conditions):
+        raise DataError(f"conditions {list(conditions)} list a condition twice")
+    return [[(c, known.index(c)) for c in names] or [(None, None)] for names in per_map]
 
 
 def _plan(per_map: list[list[tuple[str | None, int | None]]], k: int, seed: int) -> list[_Planned]:
@@ -284,13 +240,13 @@ def _plan(per_map: list[list[tuple[str | None, int | None]]], k: int, seed: int)
     return plan
 
 
-def _entry(p: _Planned, src: LabelSource, label_map: np.ndarray, layout: str, split: str, record: dict) -> dict:
+def _entry(p: _Planned, src: LabelSource, label_map: np.ndarray, layout: Layout, split: str, record: dict) -> dict:
     """The manifest line of a planned sample (also used to check that a re-run continues the same synthesis)."""
     return {
-        "file": sample_paths(Path("."), layout, split, p.index)[0].name,
+        "file": layout.sample_paths(Path("."), split, p.index)[0].name,
         "index": p.index,
         "split": split,
-        "layout": layout,
+        "layout": layout.name,
         "source": src.source,
         "map_index": p.map_index,
         "map_hash": hashlib.sha256(np.ascontiguousarray(label_map, np.int64).tobytes()).hexdigest()[:16],
@@ -302,12 +258,11 @@ def _entry(p: _Planned, src: LabelSource, label_map: np.ndarray, layout: str, sp
     }
 
 
-def _check_foreign_files(out_dir: Path, layout: str, split: str) -> None:
+def _check_foreign_files(out_dir: Path, layout: Layout, split: str) -> None:
     """Refuse to write into image or mask folders that hold files synthesis did not write (e.g. the real data)."""
-    for folder in (p.parent for p in sample_paths(out_dir, layout, split, 0)):
-        foreign = (
-            [f.name for f in folder.iterdir() if not f.name.startswith(("synth_", "."))] if folder.is_dir() else []
-        )
+    for folder in (p.parent for p in layout.sample_paths(out_dir, split, 0)):
+        names = [f.name for f in folder.iterdir()] if folder.is_dir() else []
+        foreign = [n for n in names if not n.startswith(("synth_", "."))]
         if foreign:
             raise DataError(
                 f"{folder}: holds files synthesis did not write (first: {foreign[0]}); "
@@ -315,45 +270,9 @@ def _check_foreign_files(out_dir: Path, layout: str, split: str) -> None:
             )
 
 
-_IDENTITY = ("file", "split", "layout", "source", "map_hash", "condition", "seed", "generator_hash")
-
-
-def _load_manifest(out_dir: Path, entries: list[dict]) -> set[int]:
-    """Indices of finished samples. A torn last line (killed mid-append) is dropped; a line that disagrees with
-    this plan means `out_dir` holds another synthesis, which is an error rather than something to mix in."""
-    path = out_dir / MANIFEST
-    if not path.is_file():
-        return set()
-    lines, done = path.read_text().splitlines(), set()
-    kept = []
-    for n, line in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if n == len(lines) - 1:
-                break
-            raise DataError(f"{path}: line {n + 1} is not JSON; delete the folder and synthesize again") from None
-        i = row.get("index")
-        if not isinstance(i, int) or not 0 <= i < len(entries) or any(row.get(f) != entries[i][f] for f in _IDENTITY):
-            raise DataError(
-                f"{path}: line {n + 1} ({row.get('file')}) was made by another synthesis (other maps, conditions, "
-                "seed or generator); write into an empty folder or re-run with the same settings"
-            )
-        done.add(i)
-        kept.append(line)
-    ordered = [line for _, line in sorted(zip((json.loads(k)["index"] for k in kept), kept, strict=True))]
-    if ordered != lines:  # a torn last line dropped, or lines appended by several ranks put in index order
-        ckpt.atomic_write_text(path, "".join(f"{line}\n" for line in ordered))
-    return done
-
-
-def _write_spec(out_dir: Path, spec: ClassSpec, conditions: Sequence[str], layout: str) -> None:
+def _write_spec(out_dir: Path, spec: ClassSpec, conditions: Sequence[str], layout: Layout) -> None:
     """classes.json: the generator's class spec, with the rendered conditions allowed."""
-    if layout == "cityscapes" and spec.names != [n for n, _ in layouts.CITYSCAPES_CLASSES]:
-        raise DataError(
-            "the cityscapes layout stores Cityscapes labelIds; it needs the 19 Cityscapes classes. "
-            "Write layout 'camvid' or 'folders' instead"
-        )
+    layout.check_spec(spec)
     merged = tuple(dict.fromkeys([*spec.conditions, *conditions]))
     spec = replace(spec, conditions=merged if spec.conditions else ())
     spec.save(out_dir / "classes.json")
@@ -369,52 +288,8 @@ def _render(generator: torch.nn.Module, block: list[_Planned], maps: list[np.nda
     return to_uint8(out.images).permute(0, 2, 3, 1).numpy(), out.label_maps.numpy()
 
 
-def _mask_for_layout(label_map: np.ndarray, layout: str) -> np.ndarray:
-    """8-bit mask: class ids (ignore as is), or Cityscapes labelIds for that layout (ignore -> 0, unlabeled)."""
-    if layout != "cityscapes":
-        return label_map.astype(np.uint8)
-    lut = np.zeros(256, np.uint8)
-    for label_id, train_id in layouts.CITYSCAPES_TRAIN_IDS.items():
-        lut[train_id] = label_id
-    return lut[label_map]
-
-
 def _write_png(path: Path, array: np.ndarray) -> None:
     """Encode in memory, then temp file + rename: a killed run never leaves a truncated PNG under the real name."""
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     ckpt.atomic_write_bytes(path, buffer.getvalue())
-
-
-def _append_line(path: Path, line: str) -> None:
-    """One write(2) with O_APPEND: lines appended by several ranks at once never interleave."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    try:
-        os.write(fd, (line + "\n").encode())
-    finally:
-        os.close(fd)
-
-
-def _meta_row(entry: dict, split: str) -> str:
-    """One meta.csv line; the renders of one label map share a sequence, `map######`."""
-    buffer = io.StringIO()
-    row = (split, entry["file"], f"map{entry['map_index']:06d}", entry["condition"] or "", entry["index"])
-    csv.writer(buffer, lineterminator="").writerow(row)
-    return buffer.getvalue()
-
-
-def _write_meta_csv(out_dir: Path, entries: list[dict], split: str) -> None:
-    """meta.csv (split, file, sequence, condition, frame) of the finished samples, which synthlabel's reader uses
-    for conditions. Rebuilt from the manifest at start and end; lines are appended in between."""
-    lines = [",".join(META_COLUMNS)] + [_meta_row(e, split) for e in entries]
-    ckpt.atomic_write_text(out_dir / META_CSV, "".join(f"{line}\n" for line in lines))
-
-
-def _jsonable(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, (np.ndarray, set)):
-        return np.asarray(sorted(value) if isinstance(value, set) else value).tolist()
-    raise TypeError(f"cannot write {type(value).__name__} to the manifest")

@@ -39,23 +39,11 @@ class Targets:
         return cls(minimum=minimum)
 
     @classmethod
-    def from_iou(
-        cls,
-        per_class_iou: Mapping[str, float | None],
-        spec: ClassSpec,
-        total_boost: float | str,
-        classes: Collection[int] | None = None,
-    ) -> Targets:
-        """Extra pixel share `total_boost` split over classes in proportion to 1 - IoU.
-
-        Classes without an IoU (None) or outside `classes` get nothing; `recompose` further keeps only the
-        classes the bank can insert, renormalising the weights over them.
-        """
-        weights = {}
-        for name, iou in per_class_iou.items():
-            cid = spec.id_of(name)
-            if iou is not None and (classes is None or cid in classes) and 1.0 - float(iou) > 0:
-                weights[cid] = 1.0 - float(iou)
+    def from_iou(cls, per_class_iou: Mapping[str, float | None], spec: ClassSpec, total_boost: float | str) -> Targets:
+        """Extra pixel share `total_boost` split over classes in proportion to 1 - IoU. Classes without an IoU (None)
+        get nothing; `recompose` further keeps only the classes the bank can insert, renormalising the weights."""
+        ious = {spec.id_of(name): iou for name, iou in per_class_iou.items()}
+        weights = {c: 1.0 - float(iou) for c, iou in ious.items() if iou is not None and 1.0 - float(iou) > 0}
         return cls(boost_weights=weights, total_boost=_share(total_boost, "total_boost"))
 
     @classmethod

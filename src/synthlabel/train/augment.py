@@ -1,14 +1,6 @@
 """Differentiable augmentation for small-data GAN training: DiffAugment's ops (Zhao et al. 2020) gated per sample by
-a probability `p` that can adapt to discriminator overfitting as in ADA (Karras et al. 2020).
-
-Parameters are sampled once (`sample`) and replayed on real and fake batches and on their label maps, so image
-and labels keep the same geometry. Choices, as in DiffAugment:
-- translation moves image and labels together by whole pixels; pixels shifted in are 0 in the image, the ignore
-  index in id maps and all-zero in one-hot maps (= "no label", the one-hot convention for ignore pixels);
-- cutout zeroes a rectangle of the image only; label maps are unchanged there (the discriminator still knows
-  what should be there, and real and fake get the same hole, so the hole itself tells it nothing);
-- color (brightness, saturation, contrast) changes images only.
-"""
+a probability `p` that can adapt to discriminator overfitting as in ADA (Karras et al. 2020). Parameters are sampled
+once and replayed on real and fake batches and on their label maps, so image and labels keep the same geometry."""
 
 from __future__ import annotations
 
@@ -18,6 +10,7 @@ import torch
 from torch import nn
 
 OPS = ("brightness", "saturation", "contrast", "translation", "cutout")
+TRANSLATION, CUTOUT = 0.125, 0.5  # DiffAugment's largest shift and its rectangle, as fractions of H and W
 
 
 @dataclass
@@ -70,19 +63,13 @@ def color(image: torch.Tensor, params: AugmentParams) -> torch.Tensor:
 
 
 class DiffAugment(nn.Module):
-    """Paired differentiable augmentation with probability `p` per op and sample (a buffer, so it is saved with
-    the module's state_dict).
-
-    Args:
-        policy: ops to use, any of "color", "translation", "cutout".
-        p: initial probability (default 1 = plain DiffAugment, 0 when `adaptive`).
-        adaptive: let `update` move p toward the target sign of the real logits (ADA).
-        target: ADA's r_t target, 0.6.
-        ada_images: images seen for p to move from 0 to 1 at the full adjustment speed (ADA uses 500k).
-        translation: maximum shift as a fraction of H and W (DiffAugment: 1/8).
-        cutout: rectangle size as a fraction of H and W (DiffAugment: 1/2).
-        ignore_index: fill for id label maps where translation brings in pixels from outside.
-    """
+    """Paired differentiable augmentation of the `policy` ops ("color", "translation", "cutout"), each applied per
+    sample with probability `p` (a buffer, saved with the state_dict; default 1 = plain DiffAugment, 0 when `adaptive`:
+    `update` then moves p toward ADA's `target` sign of the real logits, from 0 to 1 in `ada_images` images; ADA uses
+    500k). As in DiffAugment, translation moves image and labels by whole pixels (pixels shifted in are 0 in the
+    image, `ignore_index` in id maps, all-zero = "no label" in one-hot maps); cutout zeroes a rectangle of the image
+    only (real and fake get the same hole, so the unchanged labels there tell D nothing); color (brightness,
+    saturation, contrast) changes images only."""
 
     def __init__(
         self,
@@ -91,8 +78,6 @@ class DiffAugment(nn.Module):
         adaptive: bool = False,
         target: float = 0.6,
         ada_images: int = 100_000,
-        translation: float = 0.125,
-        cutout: float = 0.5,
         ignore_index: int = 255,
     ):
         super().__init__()
@@ -100,7 +85,7 @@ class DiffAugment(nn.Module):
         if unknown:
             raise ValueError(f"unknown augmentation ops {sorted(unknown)}; use color, translation, cutout")
         self.policy, self.adaptive, self.target, self.ada_images = tuple(policy), adaptive, target, ada_images
-        self.translation_ratio, self.cutout_ratio, self.ignore_index = translation, cutout, ignore_index
+        self.ignore_index = ignore_index
         self.register_buffer("p", torch.tensor(float(p if p is not None else (0.0 if adaptive else 1.0))))
 
     def _gate(self, batch: int, op: str, generator: torch.Generator | None) -> torch.Tensor:
@@ -114,9 +99,9 @@ class DiffAugment(nn.Module):
         h, w = size
         on = {op: self._gate(batch, op, generator) for op in OPS}
         u = torch.rand(batch, 7, generator=generator)
-        shift_max = torch.tensor([int(h * self.translation_ratio + 0.5), int(w * self.translation_ratio + 0.5)])
+        shift_max = torch.tensor([int(h * TRANSLATION + 0.5), int(w * TRANSLATION + 0.5)])
         shift = (u[:, 3:5] * (2 * shift_max + 1)).long().clamp(max=2 * shift_max) - shift_max
-        cut = torch.tensor([int(h * self.cutout_ratio + 0.5), int(w * self.cutout_ratio + 0.5)])
+        cut = torch.tensor([int(h * CUTOUT + 0.5), int(w * CUTOUT + 0.5)])
         center = (u[:, 5:7] * torch.tensor([h, w])).long()
         return AugmentParams(
             brightness=torch.where(on["brightness"], u[:, 0] - 0.5, 0.0),

@@ -19,8 +19,6 @@ class ModelEMA(nn.Module):
 
     def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = True):
         super().__init__()
-        if not 0.0 <= decay <= 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1], got {decay}")
         self.decay, self.warmup = decay, warmup
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
         self.register_buffer("num_updates", torch.tensor(0, dtype=torch.long))
@@ -45,6 +43,3 @@ class ModelEMA(nn.Module):
         super().train(mode)
         self.module.eval()
         return self
-
-    def forward(self, *args, **kwargs):
-        return self.module(*args, **kwargs)

@@ -69,18 +69,11 @@ class GANTrainer:
     initial weights are part of the run's seed), the augmentation `loss.augment`.
 
     Resumable: a batch is a pure function of (seed, step) and the whole state (G, D, G_ema, both optimizers, ADA p,
-    RNG, step) is saved together, so a resumed run equals an uninterrupted one. Under torchrun every rank draws the
-    same global batch, trains on its rows and averages gradients after each phase (`distributed.sync_gradients`);
-    rank 0 alone writes files and every rank restores the same state. Batch norm (dcgan, cgan) then normalizes with
-    per-rank statistics on the CPU, and OASIS balances classes by each rank's pixel counts: close to, not equal to,
-    one process.
-
-    Args:
-        loss: the phases (see `GANLoss`).
-        task: the batch source and the snapshot/model hooks.
-        options: optimization and schedules.
-        state_path: train_state.pt, written by rank 0 and restored by every rank.
-        run: where metrics.jsonl goes; None on ranks other than 0.
+    RNG, step) is saved together in `state_path`, so a resumed run equals an uninterrupted one. Under torchrun every
+    rank draws the same global batch, trains on its rows and averages gradients after each phase
+    (`distributed.sync_gradients`); rank 0 alone writes files (`run` is None on the others) and every rank restores
+    the same state. Batch norm (dcgan, cgan) then normalizes with per-rank statistics on the CPU, and OASIS balances
+    classes by each rank's pixel counts: close to, not equal to, one process.
     """
 
     def __init__(self, loss: GANLoss, task: GANTask, options: GANOptions, state_path: Path, run: Run | None = None):
@@ -119,10 +112,9 @@ class GANTrainer:
 
     def _phase(self, phase: str, batch: GANBatch) -> dict[str, float]:
         net, opt = (self.G, self.opt_g) if phase.startswith("G") else (self.D, self.opt_d)
-        fp32 = phase in self.loss.fp32_phases
         self.D.requires_grad_(net is self.D)  # G's phases need gradients through D, not for D's weights
         try:
-            with contextlib.nullcontext() if fp32 else self.precision.autocast():
+            with contextlib.nullcontext() if phase in self.loss.fp32_phases else self.precision.autocast():
                 loss, stats = self.loss(phase, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -132,19 +124,14 @@ class GANTrainer:
             self.D.requires_grad_(True)
         return stats
 
+    def _stateful(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
+        nets = {"G": self.G, "D": self.D, "G_ema": self.G_ema, "opt_g": self.opt_g, "opt_d": self.opt_d}
+        return nets | ({"augment": self.augment} if self.augment is not None else {})  # augment holds ADA's p
+
     def state_dict(self) -> dict:
         """The whole training state: tensors and plain values only (loadable with weights_only=True)."""
-        return {
-            "step": self.step,
-            "seconds": self.seconds,
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "G_ema": self.G_ema.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "augment": self.augment.state_dict() if self.augment is not None else {},  # holds ADA's p
-            "rng": ckpt.rng_state(),
-        }
+        state = {k: v.state_dict() for k, v in self._stateful().items()}
+        return {"step": self.step, "seconds": self.seconds, "augment": {}, **state, "rng": ckpt.rng_state()}
 
     def checkpoint(self) -> None:
         """The task's model files, then train_state.pt (rank 0)."""
@@ -157,12 +144,8 @@ class GANTrainer:
         if not self.state_path.is_file():
             return False
         state = ckpt.load_state(self.state_path)
-        for key, target in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+        for key, target in self._stateful().items():
             target.load_state_dict(state[key])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        if self.augment is not None:
-            self.augment.load_state_dict(state["augment"])
         ckpt.set_rng_state(state["rng"])
         self.step, self.seconds = int(state["step"]), float(state.get("seconds", 0.0))
         if self.run is not None:

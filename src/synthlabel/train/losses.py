@@ -55,16 +55,6 @@ def feature_matching_loss(real_out: PatchOutput, fake_out: PatchOutput) -> torch
     return torch.stack(terms).mean()
 
 
-def class_balance_weights(target: torch.Tensor, valid: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Per-class weights [N] inverse to the class's pixel count in this batch, scaled so the mean weight over
-    valid pixels is 1: every class present contributes equally, however few pixels it has (OASIS)."""
-    counts = torch.bincount(target[valid], minlength=num_classes).float()
-    present = counts > 0
-    weights = torch.zeros_like(counts)
-    weights[present] = valid.sum() / (present.sum() * counts[present])
-    return weights
-
-
 def class_balanced_cross_entropy(
     logits: torch.Tensor, target: torch.Tensor, ignore_index: int, balance: bool = True
 ) -> torch.Tensor:
@@ -74,8 +64,12 @@ def class_balanced_cross_entropy(
     ids = torch.where(valid, target, torch.zeros_like(target))
     ce = F.cross_entropy(logits.float(), ids, reduction="none")  # [B, H, W]
     weight = valid.float()
-    if balance:
-        weight = weight * class_balance_weights(ids, valid, logits.shape[1])[ids]
+    if balance:  # per class inverse to its pixel count, mean 1 over valid pixels: each class present counts equally
+        counts = torch.bincount(ids[valid], minlength=logits.shape[1]).float()
+        present = counts > 0
+        per_class = torch.zeros_like(counts)
+        per_class[present] = valid.sum() / (present.sum() * counts[present])
+        weight = weight * per_class[ids]
     return (ce * weight).sum() / valid.sum().clamp(min=1)
 
 
@@ -114,18 +108,12 @@ def r1_penalty(scores: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
 
 
 class GANLoss:
-    """Named phases as in StyleGAN2-ADA: `phases(step)` lists them (Dmain, Dreg every `r1_interval` steps when
-    `r1_gamma` > 0, Gmain) and `loss(phase, batch)` computes one as (loss, stats). The trainer runs backward, syncs
-    the gradients of the phase's network ("G..." or "D...") and steps its optimizer; `fp32_phases` run without
-    autocast. A new kind of GAN is a subclass with its own `d_main`, `g_main` (and `d_reg`).
-
-    Args:
-        generator, discriminator: registered networks (see synthlabel.generators).
-        augment: a DiffAugment module or None; its parameters are drawn for the global batch (so a rank keeps the
-            ones of its rows and the draws do not depend on the number of processes).
-        r1_gamma: R1 weight (0 = off); the penalty is scaled by gamma / 2 * r1_interval.
-        r1_interval: Dreg runs every this many steps.
-    """
+    """Named phases as in StyleGAN2-ADA: `phases(step)` lists them (Dmain; Dreg every `r1_interval` steps when the R1
+    weight `r1_gamma` > 0, its penalty scaled by gamma / 2 * r1_interval; Gmain) and `loss(phase, batch)` computes one
+    as (loss, stats). The trainer runs backward, syncs the gradients of the phase's network ("G..." or "D...") and
+    steps its optimizer; `fp32_phases` run without autocast. A new kind of GAN is a subclass with its own `d_main`,
+    `g_main` (and `d_reg`). The parameters of `augment` (DiffAugment or None) are drawn for the global batch, so a
+    rank keeps those of its rows and the draws do not depend on the number of processes."""
 
     fp32_phases = ("Dreg",)  # R1 is the norm of a gradient, which bf16 rounding would swamp
 
@@ -162,16 +150,11 @@ class GANLoss:
 
 
 class LabelImageLoss(GANLoss):
-    """Label map -> image GAN. Real and fake go through `augment` with the same sampled parameters, and so do their
-    label maps. The discriminator's `kind` picks the loss family: "patch" (adversarial + feature matching) or
-    "segmentation" (OASIS). Gradients equal the single-process ones under data parallelism except OASIS's class
-    balancing, which counts the pixels of each rank's rows (like batch norm statistics).
-
-    Args (beyond GANLoss's):
-        num_classes, ignore_index: the label maps' K and ignore id.
-        adversarial: "hinge" or "nonsat" (patch discriminators; OASIS always uses its cross-entropy).
-        feature_matching: weight of the feature-matching term in Gmain (patch discriminators only).
-    """
+    """Label map -> image GAN (label maps of `num_classes` ids and `ignore_index`). Real and fake go through `augment`
+    with the same sampled parameters, and so do their label maps. The discriminator's `kind` picks the loss family:
+    "patch" (`adversarial` "hinge" or "nonsat", plus `feature_matching` weight in Gmain) or "segmentation" (OASIS's
+    cross-entropy). Gradients equal the single-process ones under data parallelism except OASIS's class balancing,
+    which counts the pixels of each rank's rows (like batch norm statistics)."""
 
     def __init__(
         self,
@@ -190,18 +173,14 @@ class LabelImageLoss(GANLoss):
         self.adversarial, self.feature_matching = adversarial, feature_matching
         self.segmentation = discriminator.kind == "segmentation"
 
-    def one_hot(self, label_map: torch.Tensor) -> torch.Tensor:
-        """[B, H, W] ids -> [B, K, H, W] one-hot (ignore -> zeros)."""
-        return one_hot(label_map, self.num_classes, self.ignore_index)
-
     def run_D(self, image, label_map, condition, params):
         """Augment image + label ids with `params`, then D. Returns (D output, augmented label ids)."""
         if self.augment is not None:
             image, label_map = self.augment(image, label_map, params=params)
-        return self.D(image, self.one_hot(label_map).to(image), condition), label_map
+        return self.D(image, one_hot(label_map, self.num_classes, self.ignore_index).to(image), condition), label_map
 
     def generate(self, batch: GANBatch) -> torch.Tensor:
-        return self.G(self.one_hot(batch.label_map), batch.z, batch.condition)
+        return self.G(one_hot(batch.label_map, self.num_classes, self.ignore_index), batch.z, batch.condition)
 
     def g_main(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Gmain: fool D (+ feature matching against the real image with the same augmentation)."""
