@@ -24,8 +24,10 @@ browser:
 	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) || \
 	  echo "note: Chromium could not be installed; the browser check of the report is skipped"
 
+# One thread per process: several tests start 2-process torch.distributed groups or kill/resume subprocesses, and
+# oversubscribed OpenMP threads on a small CPU slow them tens of times.
 test: install browser
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks && $(BIN)/ruff format --check src tests benchmarks

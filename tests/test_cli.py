@@ -94,7 +94,7 @@ def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
     assert main(["eval-seg", str(tmp_path), "--data", str(tmp_path)]) == 2
     assert "not a synthlabel model directory" in capsys.readouterr().err
     (tmp_path / "ds").mkdir()
-    assert main(["check-data", str(tmp_path / "ds")]) == 1
+    assert main(["check-data", str(tmp_path / "ds")]) == 2
     assert "unknown dataset layout" in capsys.readouterr().out
 
 

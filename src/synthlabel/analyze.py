@@ -27,7 +27,7 @@ def split_statistics(
         spec = ds.out_spec
         names = spec.names
         labels = (ds.read_label(i) for i in progress(range(len(ds)), desc=f"labels {split}", total=len(ds)))
-        stats[split] = label_statistics(labels, spec.num_classes, spec.ignore_index)
+        stats[split] = label_statistics(labels, spec.num_classes, spec.ignore_id)
     return stats, names
 
 

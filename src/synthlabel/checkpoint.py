@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -13,10 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from synthlabel import __version__
-from synthlabel.errors import SynthlabelError
+from synthlabel.errors import ConfigError, DiskFullError, ModelError, StateError
+from synthlabel.registry import Registry
 
 FORMAT_VERSION = 1
 
@@ -26,6 +30,37 @@ def _default_mode(base: int) -> int:
     mask = os.umask(0)
     os.umask(mask)
     return base & ~mask
+
+
+@contextmanager
+def disk_full_named(path: str | Path) -> Iterator[None]:
+    """Turn a full disk while writing `path` into one DiskFullError naming it (torch reports it as a RuntimeError
+    'unexpected pos ...' from its zip writer, safetensors as its own error)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise DiskFullError(
+            f"{path}: disk full while writing; free space and re-run (the previous file is kept)"
+        ) from exc
+    except (RuntimeError, SafetensorError) as exc:
+        text = str(exc)
+        if "unexpected pos" not in text and "No space left" not in text:
+            raise
+        raise DiskFullError(
+            f"{path}: disk full while writing; free space and re-run (the previous file is kept)"
+        ) from exc
+
+
+def append_line(path: Path, line: str) -> None:
+    """One write(2) with O_APPEND: a kill leaves the line whole or absent (never half of it), and lines appended by
+    several ranks at once never interleave."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -87,27 +122,56 @@ def save_model(
         (tmp / "config.json").write_text(json.dumps(meta, indent=1))
         for key, net in networks.items():
             state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
-            save_file(state, str(tmp / f"{key}.safetensors"))
+            with disk_full_named(Path(directory) / f"{key}.safetensors"):
+                save_file(state, str(tmp / f"{key}.safetensors"))
+            os.chmod(tmp / f"{key}.safetensors", _default_mode(0o666))  # safetensors writes owner-only files
     return Path(directory)
 
 
 def read_model_config(directory: str | Path) -> dict:
+    """config.json of a model directory: a dict with the registered 'name' and constructor 'config'."""
     path = Path(directory) / "config.json"
     if not path.is_file():
-        raise SynthlabelError(f"{directory}: not a synthlabel model directory (no config.json)")
-    meta = json.loads(path.read_text())
+        raise ModelError(f"{directory}: not a synthlabel model directory (no config.json)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(
+            f"{path}: not valid JSON ({exc}); the model directory is damaged, train or copy it again"
+        ) from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not isinstance(meta.get("config"), dict):
+        raise ModelError(f"{path}: not a synthlabel model config (needs 'name' and a 'config' dict); train it again")
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise SynthlabelError(
+        raise ModelError(
             f"{directory}: model format {meta['format_version']} is newer than this synthlabel; upgrade synthlabel"
         )
     return meta
 
 
+def build_model(directory: str | Path, registry: Registry, name: str, **kwargs) -> torch.nn.Module:
+    """registry.create(name, **kwargs) for the model saved in `directory`: an unknown name or a constructor argument
+    this synthlabel does not take becomes one ModelError naming the directory."""
+    try:
+        return registry.create(name, **kwargs)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ModelError(
+            f"{Path(directory) / 'config.json'}: cannot build {registry.kind} {name!r} ({exc}); the model was saved by "
+            "another synthlabel version or edited: train it again"
+        ) from exc
+
+
 def load_weights(directory: str | Path, key: str, net: torch.nn.Module) -> torch.nn.Module:
+    """Load `<directory>/<key>.safetensors` into net; a damaged file or weights of another shape is a ModelError."""
     path = Path(directory) / f"{key}.safetensors"
     if not path.is_file():
-        raise SynthlabelError(f"{path}: weights file missing; the model directory is incomplete")
-    net.load_state_dict(load_file(str(path)))
+        raise ModelError(f"{path}: weights file missing; the model directory is incomplete")
+    try:
+        net.load_state_dict(load_file(str(path)))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{path}: damaged weights file ({exc}); train or copy the model again") from exc
+    except RuntimeError as exc:  # missing/unexpected keys or another width
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise ModelError(f"{path}: weights do not fit the model in config.json ({first}); train it again") from exc
     return net
 
 
@@ -121,12 +185,25 @@ def model_hash(directory: str | Path) -> str:
 
 def save_state(path: str | Path, state: dict) -> None:
     """Training state (optimizer, step, RNG, ...) as tensors and plain values."""
-    with atomic_file(path) as tmp:
+    with atomic_file(path) as tmp, disk_full_named(path):
         torch.save(state, tmp)
 
 
 def load_state(path: str | Path) -> dict:
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+    """Training state saved by `save_state`. Loaded with weights_only=True, so no pickled code ever runs; a file that
+    needs more (or is truncated) is refused as untrusted."""
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (FileNotFoundError, PermissionError):
+        raise
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
+        raise StateError(
+            f"{path}: not a synthlabel training state (truncated, or it holds objects other than tensors); it must "
+            "not be trusted: delete it and train without --resume"
+        ) from exc
+    if not isinstance(state, dict):
+        raise StateError(f"{path}: not a synthlabel training state; it must not be trusted: delete it")
+    return state
 
 
 def rng_state() -> dict:

@@ -30,7 +30,7 @@ class DataConfig(Strict):
     train_split: str = "train"
     val_split: str | None = "val"
     test_split: str | None = "test"
-    size: tuple[int, int] | None = None  # working resolution (H, W); None = native
+    size: tuple[int, int] | None = None  # working resolution (H, W); None = native (`synthlabel run`: see pipeline)
     class_map: str | None = None
     subset: SubsetConfig = Field(default_factory=SubsetConfig)
 
@@ -356,7 +356,9 @@ class PipelineConfig(Strict):
     class bank -> recomposed maps -> synthesis -> fidelity filter -> experiment (mix, train, evaluate) -> report.
     Everything that steers (segmenter validation, recomposition targets, filter reference, arm selection) uses the
     validation split; without one (data.val_split missing or null), `holdout` carves it from train before any
-    training. The test split (`eval_split`) is only reported."""
+    training. The test split (`eval_split`) is only reported. Without `data.size`, every stage works at the first
+    training image's size, long side at most 256, sides rounded down to multiples of 16 (`pipeline.working_size`),
+    written into the resolved config.yaml."""
 
     out: str = "runs/demo"
     demo: DemoConfig | None = None  # set: generate the demo data into <out>/data and train on it

@@ -211,5 +211,5 @@ def train_frequency(cfg: ExperimentConfig) -> tuple[list[str], np.ndarray]:
     """Class names and pixel shares of the real training labels (the low-shot subset if one is set)."""
     ds = select_subset(open_split(cfg.data, cfg.data.train_split), cfg.data)
     spec = ds.out_spec
-    stats = label_statistics((ds.read_label(i) for i in range(len(ds))), spec.num_classes, spec.ignore_index)
+    stats = label_statistics((ds.read_label(i) for i in range(len(ds))), spec.num_classes, spec.ignore_id)
     return spec.names, np.array(stats["pixel_frequency"])

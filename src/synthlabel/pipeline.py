@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import yaml
+from PIL import Image
 
 from synthlabel.analyze import analyze
 from synthlabel.cache import Ledger, fingerprint
@@ -33,6 +34,8 @@ from synthlabel.synth.filters import filter_samples
 from synthlabel.synth.recompose import Recomposed, recompose_dataset
 from synthlabel.synth.synthesize import SynthesizeConfig, synthesize_from_config
 from synthlabel.synth.targets import Targets, read_iou
+
+MAX_SIDE = 256  # default working resolution cap: the chain trains GANs, on CPUs too
 
 
 class Chain:
@@ -87,6 +90,7 @@ def prepare_data(cfg: PipelineConfig, out: Path) -> PipelineConfig:
             [out / "data"],
             lambda _: make_demo_dataset(out / "data", d.n_train, d.n_val, d.n_test, d.size, d.seed, paired=d.paired),
         )
+    cfg = with_working_size(cfg)
     data = cfg.data
     open_split(data, cfg.eval_split)  # a missing test split fails now, not after hours of training
     if data.val_split and has_split(data.path, data.val_split, data.layout):
@@ -97,6 +101,26 @@ def prepare_data(cfg: PipelineConfig, out: Path) -> PipelineConfig:
     n = len(open_split(data, val_split))
     log.info("%s: %d of the %d train images (seed %d) validate instead: %s", why, n, len(train), h.seed, val_split)
     return cfg.model_copy(update={"data": data.model_copy(update={"train_split": train_split, "val_split": val_split})})
+
+
+def working_size(native: tuple[int, int], max_side: int = MAX_SIDE, multiple: int = 16) -> tuple[int, int]:
+    """(H, W) of data we have never seen: the native size, scaled down so the long side is at most `max_side`, each
+    side rounded down to a multiple of `multiple` (what the default generators' up-sampling levels need)."""
+    scale = min(1.0, max_side / max(native))
+    return tuple(max(multiple, int(s * scale) // multiple * multiple) for s in native)
+
+
+def with_working_size(cfg: PipelineConfig) -> PipelineConfig:
+    """The config with data.size set: as configured, else `working_size` of the first training image (so images of
+    varying sizes and sizes the generator cannot take still run); stated in the log and the resolved config."""
+    if cfg.data.size is not None:
+        return cfg
+    first = open_split(cfg.data, cfg.data.train_split).records[0].image
+    with Image.open(first) as image:
+        native = (image.height, image.width)
+    size = working_size(native)
+    log.info("data.size not set: working size %dx%d (HxW) from %s (%dx%d)", *size, first.name, *native)
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"size": size})})
 
 
 def evaluate(chain: Chain, split: str, name: str) -> Path:

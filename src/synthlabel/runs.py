@@ -18,8 +18,8 @@ import yaml
 
 from synthlabel import __version__, distributed
 from synthlabel.cache import check_resume
-from synthlabel.checkpoint import atomic_write_text
-from synthlabel.errors import ConfigError
+from synthlabel.checkpoint import append_line, atomic_write_text
+from synthlabel.errors import ConfigError, StateError
 
 log = logging.getLogger("synthlabel")
 
@@ -121,12 +121,21 @@ class Run:
 
     def log_metrics(self, step: int, **values) -> None:
         row = {"step": step, "time": round(time.time(), 3), **{k: _plain(v) for k, v in values.items()}}
-        with (self.path / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_line(self.path / "metrics.jsonl", json.dumps(row))
 
     def read_metrics(self) -> list[dict]:
+        """The logged rows; a torn last line (a kill mid-append on a file system that splits the write) is dropped,
+        as the manifest reader does, so it never blocks a resume."""
         p = self.path / "metrics.jsonl"
-        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+        lines = [line for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+        rows = []
+        for n, line in enumerate(lines):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                if n < len(lines) - 1:
+                    raise StateError(f"{p}: line {n + 1} is not JSON; fix or delete the line") from None
+        return rows
 
     def truncate_metrics(self, after_step: int) -> None:
         """Drop metric rows past a resumed checkpoint's step so the log has no duplicates."""

@@ -20,7 +20,7 @@ def cmd_check_data(a: argparse.Namespace) -> int:
     print(f"\n{len(r.problems)} problem(s) found" + (":" if r.problems else ""))
     for p in r.problems:
         print(f"  - {p}")
-    return 0 if r.ok else 1
+    return 0 if r.ok else 2
 
 
 def _print_counts(r: DataReport, class_map: str | None) -> None:

@@ -12,6 +12,8 @@ import yaml
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.errors import DataError
 
+NO_VOID = -100  # the internal ignore id of a label set without a void class: never a class id, cross-entropy's default
+
 
 @dataclass(frozen=True)
 class ClassInfo:
@@ -22,24 +24,32 @@ class ClassInfo:
 
 @dataclass(frozen=True)
 class ClassSpec:
-    """The label set of a dataset: trainable classes 0..K-1 plus one ignore index (void)."""
+    """The label set of a dataset: trainable classes 0..K-1 plus one ignore index (void), or none (ignore_index
+    None: every pixel is a class). `raw_ids` are the mask values of the classes when classes.json numbers them
+    otherwise than 0..K-1 (e.g. 0, 7): readers map them to 0..K-1."""
 
     classes: tuple[ClassInfo, ...]
-    ignore_index: int = 255
+    ignore_index: int | None = 255
     ignore_color: tuple[int, int, int] = (0, 0, 0)
     conditions: tuple[str, ...] = ()  # allowed per-image conditions; empty = any
     condition_of_sequence: dict[str, str] = field(default_factory=dict)
+    raw_ids: tuple[int, ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.classes]
         if ids != list(range(len(ids))):
             raise DataError(f"class ids must be 0..K-1 in order, got {ids}; renumber them in classes.json")
-        if self.ignore_index < len(ids) and self.ignore_index >= 0:
+        if self.ignore_index is not None and 0 <= self.ignore_index < len(ids):
             raise DataError(f"ignore_index {self.ignore_index} collides with a class id; use K or 255")
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def ignore_id(self) -> int:
+        """The id that marks unlabeled pixels in label maps: the ignore index, or NO_VOID without a void class."""
+        return NO_VOID if self.ignore_index is None else self.ignore_index
 
     @property
     def names(self) -> list[str]:
@@ -53,7 +63,7 @@ class ClassSpec:
             return name_or_id
         key = str(name_or_id).strip().lower()
         if key in ("ignore", "void", "unlabelled", "unlabeled"):
-            return self.ignore_index
+            return self.ignore_id
         for c in self.classes:
             if c.name.lower() == key:
                 return c.id
@@ -73,7 +83,8 @@ class ClassSpec:
         """[H, W, 3] palette image -> [H, W] int64 ids; a color that is no class raises DataError."""
         codes = _pack(*np.moveaxis(rgb.astype(np.int64), -1, 0))
         table = {_pack(*c.color): c.id for c in self.classes}
-        table.setdefault(_pack(*self.ignore_color), self.ignore_index)
+        if self.ignore_index is not None:  # without a void class, the ignore color is no valid mask color
+            table.setdefault(_pack(*self.ignore_color), self.ignore_index)
         keys = np.array(sorted(table), dtype=np.int64)
         vals = np.array([table[k] for k in keys], dtype=np.int64)
         pos = np.clip(np.searchsorted(keys, codes), 0, len(keys) - 1)
@@ -86,12 +97,30 @@ class ClassSpec:
             )
         return vals[pos]
 
+    def from_raw(self, raw: np.ndarray, source: str = "mask") -> np.ndarray:
+        """Mask values -> class ids 0..K-1 through `raw_ids` (the ignore index stays); a value that is neither a
+        class's raw id nor the ignore index raises DataError."""
+        if self.raw_ids is None:
+            return raw
+        keys = np.asarray(self.raw_ids, dtype=np.int64)  # ascending: classes are sorted by raw id
+        pos = np.clip(np.searchsorted(keys, raw), 0, len(keys) - 1)
+        hit = keys[pos] == raw
+        bad = ~hit & (raw != self.ignore_id)
+        if bad.any():
+            found = sorted(set(np.unique(raw[bad]).tolist()))[:5]
+            raise DataError(
+                f"{source}: mask values {found} are no class id of classes.json (ids {list(self.raw_ids)}, "
+                f"ignore {self.ignore_index}); fix the mask or add the classes to classes.json"
+            )
+        return np.where(hit, pos, raw)
+
     def to_json(self) -> dict:
+        void = [{"id": self.ignore_index, "name": "void", "color_rgb": list(self.ignore_color), "void": True}]
         return {
             "num_classes": self.num_classes,
             "ignore_index": self.ignore_index,
             "classes": [{"id": c.id, "name": c.name, "color_rgb": list(c.color)} for c in self.classes]
-            + [{"id": self.ignore_index, "name": "void", "color_rgb": list(self.ignore_color), "void": True}],
+            + (void if self.ignore_index is not None else []),
             "conditions": {c: [s for s, cc in self.condition_of_sequence.items() if cc == c] for c in self.conditions},
         }
 
@@ -102,13 +131,20 @@ class ClassSpec:
     def from_json(cls, data: dict, source: str = "classes.json") -> ClassSpec:
         try:
             entries = data["classes"]
-            ignore = int(data.get("ignore_index", 255))
+            ignore = data.get("ignore_index", 255)
+            ignore = None if ignore is None else int(ignore)  # null: no void class, every pixel is a class
             real = [e for e in entries if not e.get("void") and int(e["id"]) != ignore]
             void = [e for e in entries if e.get("void") or int(e["id"]) == ignore]
             classes = tuple(
                 ClassInfo(int(e["id"]), str(e["name"]), tuple(int(v) for v in e.get("color_rgb", e.get("color"))))
                 for e in sorted(real, key=lambda e: int(e["id"]))
             )
+            _check_unique_ids(classes, source)
+            raw_ids = tuple(c.id for c in classes)
+            if raw_ids != tuple(range(len(classes))):  # ids such as 0, 7: mask values, trained as 0..K-1
+                classes = tuple(ClassInfo(i, c.name, c.color) for i, c in enumerate(classes))
+            else:
+                raw_ids = None
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(
                 f"{source}: malformed class spec ({exc!r}); expected "
@@ -119,7 +155,7 @@ class ClassSpec:
         if isinstance(conds, list):
             conds = {c: [] for c in conds}
         seq = {s: c for c, seqs in conds.items() for s in seqs}
-        return cls(classes, ignore, ignore_color, tuple(conds), seq)
+        return cls(classes, ignore, ignore_color, tuple(conds), seq, raw_ids)
 
     @classmethod
     def load(cls, path: str | Path) -> ClassSpec:
@@ -158,7 +194,7 @@ class ClassMap:
         default = str(data.get("default", "ignore"))
         if default not in ("ignore", "keep"):
             raise DataError(f"{path}: default must be 'ignore' or 'keep', got {default!r}")
-        table = np.full(256, target.ignore_index, dtype=np.int64)
+        table = np.full(256, target.ignore_id, dtype=np.int64)
         if default == "keep":
             n = min(source.num_classes, target.num_classes)
             table[:n] = np.arange(n)
@@ -168,8 +204,17 @@ class ClassMap:
                 table[s] = target.id_of(int(dst) if str(dst).isdigit() else dst)
             except DataError as exc:
                 raise DataError(f"{path}: {exc}") from exc
-        table[source.ignore_index] = target.ignore_index
+        if source.ignore_index is not None:
+            table[source.ignore_index] = target.ignore_id
         return cls(table, target)
+
+
+def _check_unique_ids(classes: tuple[ClassInfo, ...], source: str) -> None:
+    seen: dict[int, str] = {}
+    for c in classes:
+        if c.id in seen:
+            raise DataError(f"{source}: classes {seen[c.id]!r} and {c.name!r} share id {c.id}; give each its own id")
+        seen[c.id] = c.name
 
 
 def _pack(r, g, b):

@@ -83,9 +83,11 @@ class SegDataset:
             ids = np.asarray(mask, dtype=np.int64)
             if self.raw_to_id is not None:
                 ids = self.raw_to_id[np.clip(ids, 0, 255)]
+            else:  # classes.json ids that are not 0..K-1 (e.g. 0, 7) are mask values: map them
+                ids = self.spec.from_raw(ids, str(path))
         else:
             raise DataError(f"{path}: mask mode {mask.mode} not supported; save masks as 8-bit ids or RGB colors")
-        bad = (ids >= self.spec.num_classes) & (ids != self.spec.ignore_index) | (ids < 0)
+        bad = (ids >= self.spec.num_classes) & (ids != self.spec.ignore_id) | (ids < 0)
         if bad.any():
             found = sorted(set(np.unique(ids[bad]).tolist()))[:5]
             raise DataError(
@@ -137,6 +139,8 @@ def _open_image(path: Path, mode: str | None) -> Image.Image:
         raise DataError(f"{path}: file not found") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: corrupt or not an image file ({exc}); replace or remove it") from exc
+    except Image.DecompressionBombError as exc:  # a tiny file that would decode to gigabytes
+        raise DataError(f"{path}: image too large to decode safely ({exc}); resize or remove it") from exc
     return img.convert(mode) if mode and img.mode != mode else img
 
 
@@ -329,6 +333,8 @@ def _check_split(report: DataReport, split: str, class_spec, class_map, meta_csv
     except DataError as exc:
         report.problems.append(str(exc))
         return
+    orphans = layouts.LAYOUTS[report.layout].pairs(report.root, ds.split)[1]
+    report.problems += [f"{m}: mask without image in split '{split}'; add its image or remove it" for m in orphans]
     k = ds.out_spec.num_classes
     counts = np.zeros(k + 1, dtype=np.int64)
     conds: Counter[str] = Counter()

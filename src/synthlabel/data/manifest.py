@@ -6,12 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from synthlabel.checkpoint import atomic_write_text
+from synthlabel.checkpoint import append_line, atomic_write_text
 from synthlabel.errors import DataError
 
 MANIFEST = "manifest.jsonl"
@@ -63,23 +62,14 @@ def rows(out_dir: Path) -> list[dict]:
 
 def append(out_dir: Path, entry: dict) -> None:
     """Mark a written sample done: its manifest line, then its meta.csv row."""
-    _append_line(out_dir / MANIFEST, json.dumps(entry, default=_jsonable))
-    _append_line(out_dir / META_CSV, _meta_row(entry))
+    append_line(out_dir / MANIFEST, json.dumps(entry, default=_jsonable))
+    append_line(out_dir / META_CSV, _meta_row(entry))
 
 
 def write_meta_csv(out_dir: Path, entries: list[dict]) -> None:
     """meta.csv of the finished samples; rebuilt from the manifest at the start and end of a synthesis."""
     lines = [",".join(META_COLUMNS)] + [_meta_row(e) for e in entries]
     atomic_write_text(out_dir / META_CSV, "".join(f"{line}\n" for line in lines))
-
-
-def _append_line(path: Path, line: str) -> None:
-    """One write(2) with O_APPEND: lines appended by several ranks at once never interleave."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    try:
-        os.write(fd, (line + "\n").encode())
-    finally:
-        os.close(fd)
 
 
 def _meta_row(entry: dict) -> str:

@@ -62,8 +62,8 @@ def save_segmenter(
 def load_segmenter(directory: str | Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild a segmenter from its model directory; returns (model in eval mode, config.json dict)."""
     meta = ckpt.read_model_config(directory)
-    kwargs = {k: v for k, v in meta["config"].items() if k not in ("name", "num_classes")}
-    model = build_segmenter(meta["name"], meta["config"]["num_classes"], **kwargs)
+    kwargs = {k: v for k, v in meta["config"].items() if k != "name"}
+    model = ckpt.build_model(directory, SEGMENTERS, meta["name"], **kwargs)
     ckpt.load_weights(directory, "model", model)
     return model.eval(), meta
 
@@ -104,7 +104,7 @@ def segmenter_trainer(
         log.info("copy-paste: %d segments of %s", len(copy_paste), [spec.names[c] for c in copy_paste.class_ids])
     sampler = MixedSampler(sources or [Source("real", train)], cfg.mix, t.batch_size, t.steps, t.seed)
     a = t.augment
-    augment = [PairedAugment(a.flip, a.scale, a.jitter, spec.ignore_index)] if a.enabled else []
+    augment = [PairedAugment(a.flip, a.scale, a.jitter, spec.ignore_id)] if a.enabled else []
 
     def validate(model: torch.nn.Module, step: int) -> dict:
         metrics = evaluate(model, val, spec, precision, desc="val")
@@ -114,7 +114,7 @@ def segmenter_trainer(
     log.info("training %s on %d images, %d steps, %s", cfg.model.name, len(train), t.steps, precision.describe())
     return SupervisedTrainer(
         model,
-        Segmentation(spec.ignore_index, weights),
+        Segmentation(spec.ignore_id, weights),
         MixedBatches(sampler, copy_paste),
         loop_config(cfg),
         precision,

@@ -48,8 +48,10 @@ def load_training_data(data: DataConfig, run_dir: Path | None = None) -> tuple[T
     val = None
     if data.val_split and has_split(data.path, data.val_split, train_ds.layout):
         val = open_split(data, data.val_split).load(data.size, desc="load val")
-    elif data.val_split:
-        log.info("no '%s' split: training without validation", data.val_split)
+    elif data.val_split:  # never steer on test instead; `synthlabel run` carves a validation part from train
+        log.info(
+            "no '%s' split in %s: training without validation (test is never used instead)", data.val_split, data.path
+        )
     return train_ds.load(data.size, desc="load train"), val, train_ds.out_spec
 
 
@@ -82,6 +84,8 @@ def train_segmenter(cfg: SegConfig, run_dir: str | Path, resume: bool = False, o
     run_dir = Path(run_dir)
     # Read and validate the data before the run dir gets anything, so a data error leaves nothing behind.
     train, val, spec = load_training_data(cfg.data)
+    if cfg.data.val_split is None:
+        log.info("data.val_split is null: training without validation (test is never used instead)")
     sources = build_sources(train, spec, cfg.mix, cfg.data.size, cfg.train.seed)
     precision = resolve_precision(cfg.train.precision, cfg.train.device)
     distributed.init(precision.device)

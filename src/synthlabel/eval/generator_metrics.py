@@ -67,7 +67,7 @@ def label_fidelity_report(
     preds = predict(segmenter, synth.images, precision, batch_size, desc="segment")
     synthetic = _metrics(preds, synth.labels, spec)
     real_metrics = evaluate(segmenter, real, spec, precision, batch_size, desc="eval real")
-    scores = per_image_miou(preds, synth.labels, spec.num_classes, spec.ignore_index)
+    scores = per_image_miou(preds, synth.labels, spec.num_classes, spec.ignore_id)
     return {
         "synthetic_miou": synthetic["miou"],
         "real_miou": real_metrics["miou"],
@@ -84,7 +84,7 @@ def label_fidelity_report(
 
 
 def _metrics(preds: torch.Tensor, labels: torch.Tensor, spec: ClassSpec) -> dict:
-    cm = confusion_matrix(preds, labels, spec.num_classes, spec.ignore_index)
+    cm = confusion_matrix(preds, labels, spec.num_classes, spec.ignore_id)
     return metrics_from_confusion(cm, spec.names)
 
 

@@ -17,7 +17,9 @@ from synthlabel.runs import progress
 from synthlabel.tables import fmt_mean_std, fmt_pct, markdown_table
 
 
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
+def confusion_matrix(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None
+) -> torch.Tensor:
     """Confusion matrix [K, K] int64 (rows = ground truth, cols = prediction) of integer maps of the same shape.
 
     Pixels whose target is `ignore_index` or outside [0, K) are skipped; a prediction outside [0, K) at a
@@ -29,7 +31,9 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
         raise TypeError("pred and target must be integer class ids; take argmax over the class dim first")
     k = int(num_classes)
     pred, target = pred.reshape(-1).long(), target.reshape(-1).long()
-    keep = (target != ignore_index) & (target >= 0) & (target < k)
+    keep = (target >= 0) & (target < k)  # ignore_index (if any) and every other non-class id are skipped
+    if ignore_index is not None:
+        keep &= target != ignore_index
     pred, target = pred[keep], target[keep]
     if pred.numel() and (int(pred.min()) < 0 or int(pred.max()) >= k):
         raise ValueError(f"predicted class ids must lie in [0, {k}), got {int(pred.min())}..{int(pred.max())}")
@@ -39,8 +43,8 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
 class ConfusionMatrix:
     """Accumulates one confusion matrix over a whole evaluation set, batch by batch (kept on CPU)."""
 
-    def __init__(self, num_classes: int, ignore_index: int) -> None:
-        self.num_classes, self.ignore_index = int(num_classes), int(ignore_index)
+    def __init__(self, num_classes: int, ignore_index: int | None) -> None:
+        self.num_classes, self.ignore_index = int(num_classes), ignore_index
         self.matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -80,7 +84,7 @@ def evaluate(
 ) -> dict:
     """One confusion matrix of the model's predictions over `data` -> `metrics_from_confusion` dict."""
     precision = precision or resolve_precision("auto", "auto")
-    cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
+    cm = ConfusionMatrix(spec.num_classes, spec.ignore_id)
     for i in progress(range(0, len(data), batch_size), desc=desc):
         batch = slice(i, i + batch_size)
         cm.update(predict(model, data.images[batch], precision, batch_size), data.labels[batch])

@@ -35,7 +35,7 @@ def load_generator(directory: str | Path) -> tuple[torch.nn.Module, dict]:
     """(generator in eval mode, config.json dict with 'name', 'config' and what `save_generator` recorded)."""
     meta = ckpt.read_model_config(directory)
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}
-    generator = GENERATORS.create(meta["name"], **kwargs)
+    generator = ckpt.build_model(directory, GENERATORS, meta["name"], **kwargs)
     ckpt.load_weights(directory, "G", generator)
     return generator.eval(), meta
 

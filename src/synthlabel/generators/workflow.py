@@ -118,7 +118,7 @@ class LabelImageTask:
         condition = None if self.condition_ids is None else self.condition_ids[idx].repeat(cols)
         z = seeded_noise(self.z_dim, [t.seed * 7919 + i for i in range(rows * cols)])
         G = trainer.G_ema.module
-        fake = to_uint8(render(G, z, labels.repeat(cols, 1, 1), condition, ignore_index=self.spec.ignore_index).images)
+        fake = to_uint8(render(G, z, labels.repeat(cols, 1, 1), condition, ignore_index=self.spec.ignore_id).images)
         fake = fake.permute(0, 2, 3, 1).reshape(cols, rows, *fake.shape[2:], -1).numpy()  # [cols, rows, H, W, 3]
         real = self.train_set.images[idx].permute(0, 2, 3, 1).numpy()  # [rows, H, W, 3] uint8
         tiles = [[self.spec.colorize(labels[r].numpy()), real[r], *fake[:, r]] for r in range(rows)]
@@ -145,9 +145,9 @@ def label_trainer(
     seed_everything(t.seed)  # the initial weights are part of the run's seed
     G, D = build_networks(cfg.model, spec.num_classes, len(conditions), train.images.shape[-2:])
     a = t.augment
-    augment = DiffAugment(a.policy, a.p, a.adaptive, a.target, a.ada_images, ignore_index=spec.ignore_index)
+    augment = DiffAugment(a.policy, a.p, a.adaptive, a.target, a.ada_images, ignore_index=spec.ignore_id)
     loss = LabelImageLoss(
-        G, D, spec.num_classes, spec.ignore_index, augment if a.policy else None, adversarial=t.adversarial,
+        G, D, spec.num_classes, spec.ignore_id, augment if a.policy else None, adversarial=t.adversarial,
         feature_matching=t.feature_matching, r1_gamma=t.r1_gamma, r1_interval=t.r1_interval,
     )  # fmt: skip
     task = LabelImageTask(cfg, train, spec, conditions, G.z_dim, run_dir)

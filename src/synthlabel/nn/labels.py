@@ -8,11 +8,13 @@ import torch.nn.functional as F
 from synthlabel.errors import DataError
 
 
-def one_hot(label_map: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
+def one_hot(label_map: torch.Tensor, num_classes: int, ignore_index: int | None) -> torch.Tensor:
     """Label ids [B, H, W] int64 -> float one-hot [B, K, H, W]; ignore pixels become all-zero columns.
 
-    Raises DataError naming the bad ids when the map holds ids outside 0..K-1 other than `ignore_index`.
+    Raises DataError naming the bad ids when the map holds ids outside 0..K-1 other than `ignore_index` (None: no
+    void class, but -100, the id augmentation pads with then, still reads as "no label").
     """
+    ignore_index = -100 if ignore_index is None else ignore_index
     valid = label_map != ignore_index
     bad = valid & ((label_map < 0) | (label_map >= num_classes))
     if bad.any():

@@ -54,7 +54,7 @@ class ClassBank:
         for index, label_map in enumerate(label_maps):
             label_map = check_label_map(label_map, spec, index)
             name = sources[index] if sources is not None else ""
-            for segment in extract_segments(label_map, found, spec.ignore_index, min_area, index, name):
+            for segment in extract_segments(label_map, found, spec.ignore_id, min_area, index, name):
                 found[segment.class_id].append(segment)
         ground = tuple(c for c, segs in found.items() if ground_share(segs) >= GROUND_SHARE)
         return cls(spec, ids, {c: found[c] for c in ids}, ground, int(min_area))

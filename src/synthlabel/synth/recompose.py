@@ -111,7 +111,7 @@ def insert_segment(
     stats = bank.stats(segment.class_id)
     height, width = label_map.shape
     if depth is None:
-        depth = occlusion_depth(label_map, bank.ground_classes, bank.spec.ignore_index)
+        depth = occlusion_depth(label_map, bank.ground_classes, bank.spec.ignore_id)
     ratio = _size_ratio(segment, stats)
     supports = np.array(sorted(stats.usual_supports()), np.int64)
     for _ in range(max_tries):
@@ -123,7 +123,7 @@ def insert_segment(
         if mask.size == 0 or mask.shape[1] > width:
             continue
         ok = _supported(label_map, mask, y1, supports, min_support)
-        ok &= _same_footing(label_map, mask, y1, segment, bank.spec.ignore_index, min_context)
+        ok &= _same_footing(label_map, mask, y1, segment, bank.spec.ignore_id, min_context)
         for x0 in rng.permutation(np.flatnonzero(ok))[:4]:
             placed = _place(label_map, depth, mask, y1, int(x0), segment.class_id, min_visible)
             if placed is not None:
@@ -256,7 +256,7 @@ def recompose(
     maps = [check_label_map(m, bank.spec, i) for i, m in enumerate(label_maps)]
     if not maps:
         raise DataError("recompose needs at least one label map")
-    k, ignore = bank.spec.num_classes, bank.spec.ignore_index
+    k, ignore = bank.spec.num_classes, bank.spec.ignore_id
     goal = targets.resolve(class_fractions(maps, k, ignore), bank.object_classes, bank.spec)
     total = np.zeros(k, np.int64)
     out = []
@@ -308,7 +308,7 @@ def _met(goal: dict[int, float], counts: np.ndarray) -> bool:
 def _fill(label_map, bank: ClassBank, goal: dict[int, float], others, rng, budget: int, ops: list) -> np.ndarray:
     """Insert up to `budget` segments into one map while a target class is below its share of the pixels of this
     map plus `others` ([K] counts of the other maps); appends an op per insert."""
-    k, ignore = bank.spec.num_classes, bank.spec.ignore_index
+    k, ignore = bank.spec.num_classes, bank.spec.ignore_id
     depth = occlusion_depth(label_map, bank.ground_classes, ignore)
     misses: dict[int, int] = {}
     inserted = 0

@@ -179,7 +179,9 @@ def check_label_map(label_map: np.ndarray, spec: ClassSpec, index: int | str) ->
     arr = np.asarray(label_map)
     if arr.ndim != 2:
         raise DataError(f"label map {index} has shape {arr.shape}; expected [H, W]")
-    bad = (arr != spec.ignore_index) & ((arr < 0) | (arr >= spec.num_classes))
+    bad = (arr < 0) | (arr >= spec.num_classes)
+    if spec.ignore_index is not None:  # without a void class every pixel must be a class (masks are written)
+        bad &= arr != spec.ignore_index
     if bad.any():
         raise DataError(
             f"label map {index} has class ids {sorted(set(arr[bad].tolist()))[:5]} outside 0..{spec.num_classes - 1} "

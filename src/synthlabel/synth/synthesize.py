@@ -193,7 +193,7 @@ def _write_sample(out_dir: Path, layout: Layout, entry: dict, label_map: np.ndar
 
 def _fit_map(label_map: np.ndarray, size: tuple[int, int], spec: ClassSpec, source: str) -> np.ndarray:
     """The map at the generator's size (nearest), checked against the spec; this is what is written as the mask."""
-    if spec.ignore_index > 255:
+    if spec.ignore_index is not None and spec.ignore_index > 255:
         raise DataError(f"ignore index {spec.ignore_index} does not fit an 8-bit mask; use 255")
     label_map = check_label_map(label_map, spec, source)
     if label_map.shape != tuple(size):
@@ -284,7 +284,7 @@ def _render(generator: torch.nn.Module, block: list[_Planned], maps: list[np.nda
     labels = torch.from_numpy(np.stack([maps[p.map_index] for p in block]))  # [B, H, W]
     condition = torch.tensor([-1 if p.condition_id is None else p.condition_id for p in block])
     z = seeded_noise(generator.z_dim, [p.seed for p in block])
-    out = render(generator, z, labels, condition, ignore_index=spec.ignore_index)
+    out = render(generator, z, labels, condition, ignore_index=spec.ignore_id)
     return to_uint8(out.images).permute(0, 2, 3, 1).numpy(), out.label_maps.numpy()
 
 

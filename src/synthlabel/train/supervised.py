@@ -47,10 +47,14 @@ class Classification:
 @dataclass
 class Segmentation:
     """Per-pixel cross-entropy, class-weighted, skipping `ignore_index`: outputs [B, K, H, W], targets [B, H, W]; the
-    mean is over the summed weight of the valid pixels (PyTorch's weighted mean)."""
+    mean is over the summed weight of the valid pixels (PyTorch's weighted mean). ignore_index None (no void class):
+    only pixels no class can have (-100, e.g. padding of a scaled crop) are skipped."""
 
-    ignore_index: int
+    ignore_index: int | None
     weights: torch.Tensor | None = None  # [K]
+
+    def __post_init__(self) -> None:
+        self.ignore_index = -100 if self.ignore_index is None else self.ignore_index
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         weights = self.weights.to(outputs.device) if self.weights is not None else None
