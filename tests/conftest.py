@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from synthlabel.config import PipelineConfig, load_config
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # Small label set shared by the generated datasets: 3 classes + one void label.
@@ -218,3 +220,26 @@ def _tiny_seg_overrides(data_path: Path, steps: int = 4) -> list[str]:
         "train.eval_every=2",
         "train.checkpoint_every=2",
     ]
+
+
+TINY_CHAIN = [
+    "demo.n_train=10",
+    "demo.n_test=3",
+    "demo.size=[32, 48]",
+    "data.size=[32, 48]",
+    "model.width=8",
+    "model.depth=3",
+    "train.steps=2",
+    "train.batch_size=2",
+    "train.warmup_steps=1",
+    "generator.model.width=8",
+    "generator.train.steps=2",
+    "generator.train.batch_size=2",
+]
+
+
+@pytest.fixture
+def tiny_chain():
+    """config(out, *overrides): `synthlabel run`'s demo config at a seconds-long size (later overrides win)."""
+    demo_yaml = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+    return lambda out, *overrides: load_config(PipelineConfig, demo_yaml, [f"out={out}", *TINY_CHAIN, *overrides])

@@ -6,37 +6,16 @@ from __future__ import annotations
 
 import inspect
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
 from synthlabel import pipeline
-from synthlabel.config import PipelineConfig, load_config
 from synthlabel.data.datasets import open_dataset
 from synthlabel.errors import DataError
 from synthlabel.synth.targets import Targets, read_iou
 
-DEMO_YAML = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-TINY = [
-    "demo.n_train=10",
-    "demo.n_test=3",
-    "demo.size=[32, 48]",
-    "data.size=[32, 48]",
-    "model.width=8",
-    "model.depth=3",
-    "train.steps=2",
-    "train.batch_size=2",
-    "train.warmup_steps=1",
-    "generator.model.width=8",
-    "generator.train.steps=2",
-    "generator.train.batch_size=2",
-    "experiment.arms=[synthetic_recomposed]",
-]
-
-
-def tiny(out: Path, *overrides: str) -> PipelineConfig:
-    return load_config(PipelineConfig, DEMO_YAML, [f"out={out}", *TINY, *overrides])
+ARMS = "experiment.arms=[synthetic_recomposed]"
 
 
 def spy(monkeypatch, name: str) -> list[dict]:
@@ -51,13 +30,13 @@ def spy(monkeypatch, name: str) -> list[dict]:
     return calls
 
 
-def test_without_val_split_every_stage_steers_on_a_part_carved_from_train(tmp_path, monkeypatch):
+def test_without_val_split_every_stage_steers_on_a_part_carved_from_train(tmp_path, monkeypatch, tiny_chain):
     out = tmp_path / "run"
     calls = {
         name: spy(monkeypatch, name)
         for name in ("train_segmenter", "evaluate_segmenter", "recompose_dataset", "fidelity_report", "run_experiment")
     }
-    pipeline.run_pipeline(tiny(out, "demo.n_val=0"))
+    pipeline.run_pipeline(tiny_chain(out, ARMS, "demo.n_val=0"))
     train_split, val_split = f"train@{out / 'holdout' / 'train.txt'}", f"train@{out / 'holdout' / 'val.txt'}"
     resolved = yaml.safe_load((out / "config.yaml").read_text())["data"]
     assert (resolved["train_split"], resolved["val_split"]) == (train_split, val_split)
@@ -79,10 +58,12 @@ def test_without_val_split_every_stage_steers_on_a_part_carved_from_train(tmp_pa
     assert (out / "synth_recomposed" / "keep.txt").is_file() and (out / "summary.md").is_file()
 
 
-def test_a_validation_split_is_used_as_it_is(tmp_path):
-    cfg = pipeline.prepare_data(tiny(tmp_path, "demo.n_val=2"), tmp_path)
+def test_a_validation_split_is_used_as_it_is(tmp_path, tiny_chain):
+    cfg = pipeline.prepare_data(tiny_chain(tmp_path, ARMS, "demo.n_val=2"), tmp_path)
     assert (cfg.data.train_split, cfg.data.val_split) == ("train", "val") and not (tmp_path / "holdout").exists()
-    cfg = pipeline.prepare_data(tiny(tmp_path, "demo.n_val=2", "data.val_split=null", "holdout.fraction=0.5"), tmp_path)
+    cfg = pipeline.prepare_data(
+        tiny_chain(tmp_path, ARMS, "demo.n_val=2", "data.val_split=null", "holdout.fraction=0.5"), tmp_path
+    )
     assert cfg.data.val_split == f"train@{tmp_path / 'holdout' / 'val.txt'}"
     assert len((tmp_path / "holdout" / "val.txt").read_text().split()) == 5
 
@@ -94,7 +75,7 @@ def test_a_validation_split_is_used_as_it_is(tmp_path):
         (["eval_split=final"], "no split 'final'"),
     ],
 )
-def test_data_that_cannot_serve_the_chain_stops_it_before_any_training(tmp_path, overrides, message):
+def test_data_that_cannot_serve_the_chain_stops_it_before_any_training(tmp_path, overrides, message, tiny_chain):
     with pytest.raises(DataError, match=message):
-        pipeline.run_pipeline(tiny(tmp_path / "run", *overrides))
+        pipeline.run_pipeline(tiny_chain(tmp_path / "run", ARMS, *overrides))
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["data", "log.txt", "stages.json"]

@@ -11,28 +11,11 @@ import yaml
 
 from synthlabel import experiment as exp
 from synthlabel import pipeline
-from synthlabel.config import PipelineConfig, load_config
 
-DEMO_YAML = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-TINY = [
-    "demo.n_train=8",
-    "demo.n_val=3",
-    "demo.n_test=3",
-    "demo.size=[32, 48]",
-    "data.size=[32, 48]",
-    "model.width=8",
-    "model.depth=3",
-    "train.steps=2",
-    "train.batch_size=2",
-    "train.warmup_steps=1",
-    "generator.model.width=8",
-    "generator.train.steps=2",
-    "generator.train.batch_size=2",
-    "experiment.arms=[synthetic_original]",
-]
+TINY = ["demo.n_train=8", "demo.n_val=3", "experiment.arms=[synthetic_original]"]
 
 
-def run(out: Path, monkeypatch, *overrides: str) -> tuple[list[str], list[str]]:
+def run(tiny_chain, out: Path, monkeypatch, *overrides: str) -> tuple[list[str], list[str]]:
     """Run the chain; returns (stages run, experiment runs trained from scratch)."""
     trained: list[str] = []
     real_train = exp.train_segmenter
@@ -45,30 +28,30 @@ def run(out: Path, monkeypatch, *overrides: str) -> tuple[list[str], list[str]]:
     monkeypatch.setattr(exp, "train_segmenter", recording)
     log = out / "log.txt"
     before = len(log.read_text().splitlines()) if log.is_file() else 0
-    pipeline.run_pipeline(load_config(PipelineConfig, DEMO_YAML, [f"out={out}", *TINY, *overrides]))
+    pipeline.run_pipeline(tiny_chain(out, *TINY, *overrides))
     lines = log.read_text().splitlines()[before:]
     ran = [line.split("[run] ", 1)[1].removesuffix(" (resuming)") for line in lines if "[run] " in line]
     return [r for r in ran if "/" not in r], trained
 
 
 @pytest.mark.slow
-def test_a_changed_key_reruns_only_the_stages_it_reaches(tmp_path, monkeypatch):
+def test_a_changed_key_reruns_only_the_stages_it_reaches(tmp_path, monkeypatch, tiny_chain):
     out = tmp_path / "run"
-    stages, trained = run(out, monkeypatch)
+    stages, trained = run(tiny_chain, out, monkeypatch)
     assert "train segmenter" in stages and "train generator" in stages and "filter (original)" in stages
     assert trained == ["synthetic_original/a1_s0"]  # real_aug/a0_s0 is the adopted real-data segmenter
     baseline = (out / "experiment/runs/real_aug/a0_s0/result.json").read_text()
 
-    stages, trained = run(out, monkeypatch)
+    stages, trained = run(tiny_chain, out, monkeypatch)
     assert stages == [] and trained == []  # nothing changed: every stage and run is reused
 
-    stages, trained = run(out, monkeypatch, "synth.keep_fraction=0.5")
+    stages, trained = run(tiny_chain, out, monkeypatch, "synth.keep_fraction=0.5")
     assert stages == ["filter (original)", "filter (recomposed)"]  # segmenter, generator, renders are kept
     assert trained == ["synthetic_original/a1_s0"]  # its keep list changed; the real_aug run did not
     assert (out / "experiment/runs/real_aug/a0_s0/result.json").read_text() == baseline
     assert len((out / "synth_original/keep.txt").read_text().split()) == 4  # half of the 8 renders
 
-    stages, trained = run(out, monkeypatch, "synth.keep_fraction=0.5", "generator.train.steps=3")
+    stages, trained = run(tiny_chain, out, monkeypatch, "synth.keep_fraction=0.5", "generator.train.steps=3")
     assert "train generator" in stages and "train segmenter" not in stages
     assert "synthesize (original label maps)" in stages and "filter (original)" in stages
     assert trained == ["synthetic_original/a1_s0"]
