@@ -189,9 +189,10 @@ def save_state(path: str | Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def load_state(path: str | Path) -> dict:
+def load_state(path: str | Path, required: tuple[str, ...] = ()) -> dict:
     """Training state saved by `save_state`. Loaded with weights_only=True, so no pickled code ever runs; a file that
-    needs more (or is truncated) is refused as untrusted."""
+    needs more (or is truncated) is refused as untrusted, and one without the `required` keys (the state of another
+    kind of run) is refused by name."""
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except (FileNotFoundError, PermissionError):
@@ -203,6 +204,12 @@ def load_state(path: str | Path) -> dict:
         ) from exc
     if not isinstance(state, dict):
         raise StateError(f"{path}: not a synthlabel training state; it must not be trusted: delete it")
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise StateError(
+            f"{path}: the training state of another kind of run (no {', '.join(missing)}); resume it with the command "
+            "that wrote it, or train this run without --resume"
+        )
     return state
 
 

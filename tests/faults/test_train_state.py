@@ -62,3 +62,13 @@ def test_resume_from_a_booby_trapped_state_fails_cleanly(demo_root, tmp_path, ti
     assert "not a synthlabel training state" in err and "must not be trusted" in err
     assert "weights_only=False" not in err and "Traceback" not in err
     assert not marker.exists()
+
+
+def test_a_state_of_another_kind_of_run_is_refused_by_name(demo_root, tmp_path, tiny_seg, capsys):
+    out = tmp_path / "seg"
+    args = ["train-seg", *tiny_seg(demo_root, steps=2), "--out", str(out)]
+    assert main(args) == 0
+    ckpt.save_state(out / "train_state.pt", {"step": 1, "G": {}, "rng": ckpt.rng_state()})  # a GAN run's keys
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "another kind of run (no model, optimizer, scheduler)" in err and "Traceback" not in err

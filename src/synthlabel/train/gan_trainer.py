@@ -143,7 +143,7 @@ class GANTrainer:
         """Load train_state.pt if there is one (every rank); metrics logged after its step are dropped."""
         if not self.state_path.is_file():
             return False
-        state = ckpt.load_state(self.state_path)
+        state = ckpt.load_state(self.state_path, required=("step", "rng", *self._stateful()))
         for key, target in self._stateful().items():
             target.load_state_dict(state[key])
         ckpt.set_rng_state(state["rng"])

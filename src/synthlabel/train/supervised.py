@@ -233,7 +233,7 @@ class SupervisedTrainer:
         """Continue from the saved training state (any world size); False when there is none."""
         if self.state_path is None or not self.state_path.is_file():
             return False
-        state = ckpt.load_state(self.state_path)
+        state = ckpt.load_state(self.state_path, required=("step", "model", "optimizer", "scheduler", "rng"))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
