@@ -40,6 +40,13 @@ def config_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
 
+def training_args(s: argparse.ArgumentParser, default_out: str) -> None:
+    """A training subcommand: `config_args`, its run directory and --resume (which refuses a changed config)."""
+    config_args(s)
+    s.add_argument("--out", default=default_out, help="run directory")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same config)")
+
+
 def resolved_config(cls: type[Strict], a: argparse.Namespace):
     """The config of a `config_args` subcommand (file + overrides); printed as YAML with --dry-run."""
     config, overrides = a.config, list(a.overrides)

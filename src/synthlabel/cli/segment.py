@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synthlabel.cli.common import config_args, data_args, parse_size, resolved_config
+from synthlabel.cli.common import data_args, parse_size, resolved_config, training_args
 from synthlabel.config import SegConfig
 from synthlabel.eval.segmentation import metrics_markdown
 
@@ -47,9 +47,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("train-seg", help="train the downstream segmenter")
-    config_args(s)
-    s.add_argument("--out", default="runs/segmenter", help="run directory")
-    s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    training_args(s, "runs/segmenter")
     s.set_defaults(fn=cmd_train_seg)
 
     s = sub.add_parser("eval-seg", help="evaluate a trained segmenter (confusion matrix, per-class IoU, mIoU)")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from synthlabel.cli.common import config_args, data_args, parse_pairs, resolved_config
+from synthlabel.cli.common import data_args, parse_pairs, resolved_config, training_args
 from synthlabel.config import GenConfig
 from synthlabel.data.datasets import SegDataset, open_dataset
 from synthlabel.data.subset import read_split_file
@@ -94,9 +94,7 @@ def cmd_filter(a: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("train-gen", help="train a label map -> image generator (spade, pix2pix)")
-    config_args(s)
-    s.add_argument("--out", default="runs/generator", help="run directory")
-    s.add_argument("--resume", action="store_true")
+    training_args(s, "runs/generator")
     s.set_defaults(fn=cmd_train_gen)
 
     s = sub.add_parser("bank", help="build the class bank: per-class segments with position/scale/neighbours")
