@@ -7,6 +7,7 @@ killed mid-training resumes from its last checkpoint in benchmarks/cache/.
     python benchmarks/camvid_lowshot.py --quick        # N=50, seed 0, aug on (< 10 min on 2 CPU cores)
     python benchmarks/camvid_lowshot.py                # full profile (24 arms)
     python benchmarks/camvid_lowshot.py --tune         # settings grid scored on val (never on test)
+    python benchmarks/camvid_lowshot.py --curve        # the baseline's val learning curve: the fair budget
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from common import REPO, SHARED_CAMVID, cached, machine, save_result
 
+from synthlabel.budget import choose_steps
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import SegConfig, build_config
 from synthlabel.downstream.workflow import evaluate_segmenter, train_segmenter
@@ -35,6 +37,7 @@ TUNE_GRID = {
     "lr2e-3_none": ["train.class_weights=none"],
     "lr2e-3_median": ["train.class_weights=median_freq"],
 }
+CURVE_STEPS = (1200, 2400, 4800)  # the budget protocol's learning curve (docs/experiments.md)
 TUNE_LOWSHOT: tuple[str, ...] = ()  # low-shot arms to also score on val (none in the recorded selection)
 
 
@@ -51,7 +54,8 @@ def arm_config(data: Path, n: int | None, aug: bool, seed: int, extra: list[str]
     return build_config(SegConfig, base, overrides)
 
 
-def run_arm(name: str, cfg: SegConfig, out: Path, cache: Path, eval_split: str) -> dict:
+def run_arm(name: str, cfg: SegConfig, out: Path, cache: Path, eval_split: str, also: tuple[str, ...] = ()) -> dict:
+    """Train one arm (resumable) and score it on eval_split; splits in `also` are scored too (never chosen on)."""
     result_path = out / f"{name}.json"
     if (done := cached(result_path)) is not None:
         print(f"[cached] {name}: mIoU {100 * done['metrics']['miou']:.1f}")
@@ -83,6 +87,9 @@ def run_arm(name: str, cfg: SegConfig, out: Path, cache: Path, eval_split: str) 
             )
         },
     }
+    for split in also:
+        extra = evaluate_segmenter(train.model_dir, cfg.data.path, split)
+        result[f"{split}_metrics"] = {k: extra[k] for k in ("miou", "per_class_iou")}
     save_result(result_path, result)
     print(f"[done] {name}: mIoU {100 * metrics['miou']:.1f} ({result['wall_seconds']:.0f}s)")
     return result
@@ -120,6 +127,32 @@ def summarize(results: list[dict], out: Path, title: str) -> str:
     return table
 
 
+def learning_curve(args, steps: list[int], seeds: list[int]) -> int:
+    """The baseline (real + aug, settings chosen on val) at each step count on val, N=50 and all: the fair budget is
+    the fewest steps where it has stopped improving (`synthlabel.budget.choose_steps`). Test is scored too, only to
+    report the chosen budget's figure without another run."""
+    out, cache = args.out / "curve", args.cache / "curve"
+    chosen, _ = selected_overrides(args.out / "tune")
+    curves = {}
+    for n in [None if n == "all" else int(n) for n in (args.ns if args.ns != "25,50,100,all" else "50,all").split(",")]:
+        for st in steps:
+            for seed in seeds:
+                name = f"n{n or 'all'}_{st}st_s{seed}"
+                cfg = arm_config(args.data, n, True, seed, chosen + args.set + [f"train.steps={st}"])
+                r = run_arm(name, cfg, out, cache, "val", also=("test",))
+                curves.setdefault(f"n{n or 'all'}", {}).setdefault(st, []).append(r["metrics"]["miou"])
+    table, picked = [], {}
+    for key, curve in curves.items():
+        means = {st: sum(v) / len(v) for st, v in curve.items()}
+        picked[key] = choose_steps(means)
+        table += [[key, st, f"{100 * m:.1f}", "<-" if st == picked[key] else ""] for st, m in means.items()]
+    text = markdown_table(["N", "steps", "val mIoU %", "chosen"], table)
+    atomic_write_text(out / "summary.md", f"### Baseline val learning curve, CamVid 96x128\n\n{text}\n")
+    atomic_write_text(out / "chosen.json", json.dumps({"steps": picked, "machine": machine()}, indent=1))
+    print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=SHARED_CAMVID)
@@ -127,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=REPO / "benchmarks" / "cache" / "camvid_lowshot")
     p.add_argument("--quick", action="store_true", help="one N (50), one seed, aug on")
     p.add_argument("--tune", action="store_true", help="score the settings grid on val (N=all and N=50, seed 0)")
+    p.add_argument("--curve", action="store_true", help="baseline val learning curve over --curve-steps (N=50, all)")
+    p.add_argument("--curve-steps", default=",".join(map(str, CURVE_STEPS)))
     p.add_argument("--ns", default="25,50,100,all")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--aug", default="on,off")
@@ -141,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         ns, seeds, augs = [50], [0], [True]
     tag = ("_" + hashlib.sha1(" ".join(args.set).encode()).hexdigest()[:6]) if args.set else ""  # user overrides
     start, results = time.monotonic(), []
+    if args.curve:
+        curve_seeds = seeds if args.seeds != "0,1,2" else [0]  # one seed unless asked
+        return learning_curve(args, [int(s) for s in args.curve_steps.split(",")], curve_seeds)
     if args.tune:
         out, cache = args.out / "tune", args.cache / "tune"
         for n in (None, 50):

@@ -125,3 +125,17 @@ def test_select_seeds_runs_only_the_validation_pick_on_every_seed(
     synth = sorted(x for x in ran if x[0] == "synth")
     assert synth == [("synth", 0.5, 0), ("synth", 1.0, 0), ("synth", 1.0, 1), ("synth", 1.0, 2), ("synth", 2.0, 0)]
     assert sorted(x for x in ran if x[0] == "real_aug") == [("real_aug", 0.0, s) for s in (0, 1, 2)]
+
+
+def test_experiment_on_data_without_val_split_carves_one_and_selects_on_it(synth_root, tmp_path, tiny_seg):
+    """synth_root has no val split: the runner holds out part of train (said in the log), every run is scored on it,
+    and the variant selection has validation figures to choose by."""
+    d = experiment_dict(synth_root, synth_root, tmp_path / "exp", tiny_seg)
+    d.update(seeds=[0], amounts=[1.0], synthetic_test=None)
+    d["arms"] = [d["arms"][0]]
+    exp.run_experiment(build_config(ExperimentConfig, d))
+    held = (tmp_path / "exp" / "holdout" / "val.txt").read_text().split()
+    assert len(held) == 2 and not set(held) & set((tmp_path / "exp" / "holdout" / "train.txt").read_text().split())
+    (record,) = [json.loads(line) for line in (tmp_path / "exp" / "results.jsonl").read_text().splitlines()]
+    assert record["val"] is not None and 0 <= record["val"]["miou"] <= 1
+    assert "no 'val' split in" in (tmp_path / "exp" / "log.txt").read_text()

@@ -10,7 +10,7 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -151,12 +151,18 @@ def read_model_config(directory: str | Path) -> dict:
 def build_model(directory: str | Path, registry: Registry, name: str, **kwargs) -> torch.nn.Module:
     """registry.create(name, **kwargs) for the model saved in `directory`: an unknown name or a constructor argument
     this synthlabel does not take becomes one ModelError naming the directory."""
+    return construct(directory, f"{registry.kind} {name!r}", lambda: registry.create(name, **kwargs))
+
+
+def construct(directory: str | Path, what: str, make: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """make() for the model saved in `directory`; a missing, unknown or ill-typed field of its config.json becomes
+    one ModelError naming the file."""
     try:
-        return registry.create(name, **kwargs)
-    except (ConfigError, TypeError, ValueError) as exc:
+        return make()
+    except (ConfigError, KeyError, TypeError, ValueError) as exc:
         raise ModelError(
-            f"{Path(directory) / 'config.json'}: cannot build {registry.kind} {name!r} ({exc}); the model was saved by "
-            "another synthlabel version or edited: train it again"
+            f"{Path(directory) / 'config.json'}: cannot build {what} ({type(exc).__name__}: {exc}); the model was "
+            "saved by another synthlabel version or edited: train it again"
         ) from exc
 
 
@@ -211,6 +217,20 @@ def load_state(path: str | Path, required: tuple[str, ...] = ()) -> dict:
             "that wrote it, or train this run without --resume"
         )
     return state
+
+
+@contextmanager
+def restoring(path: str | Path) -> Iterator[None]:
+    """Around loading a state's parts into this run's model and optimizer: a part of another shape (a state written
+    by another config, e.g. another width) is a StateError naming the file, not torch's size-mismatch dump."""
+    try:
+        yield
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
+        raise StateError(
+            f"{path}: does not fit this run's model or optimizer ({first}); it was written by another config: resume "
+            "with that config, or train without --resume"
+        ) from exc
 
 
 def rng_state() -> dict:

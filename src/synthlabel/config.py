@@ -276,6 +276,17 @@ class ArmConfig(Strict):
     overrides: tuple[str, ...] = ()  # dotted overrides of the arm's SegConfig, e.g. "train.lr=1e-3"
 
 
+class HoldoutConfig(Strict):
+    """The validation part `synthlabel run` and `synthlabel experiment` carve from train when the data has no
+    validation split: a seeded permutation picks max(min_images, round(fraction x N)) of the N train images; they
+    leave the training set (a low-shot `data.subset` is then drawn from the rest). Listed in <out>/holdout/ and
+    named in the resolved config as split files (`data.val_split: train@<out>/holdout/val.txt`)."""
+
+    fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    min_images: int = Field(2, ge=1)
+    seed: int = 0
+
+
 class ExperimentConfig(Strict):
     """`synthlabel experiment`: arms x synthetic amounts x seeds on one real dataset; cached and resumable."""
 
@@ -293,6 +304,7 @@ class ExperimentConfig(Strict):
     eval_split: str = "test"
     synthetic_test: SourceConfig | None = None  # held-out synthetic set: the cross-domain table's second column
     rare: tuple[str, ...] | None = None  # classes averaged as "rare" (None = below-median pixel share of train)
+    holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)  # validation carved from train when data has none
 
 
 class RecomposeStageConfig(Strict):
@@ -336,17 +348,6 @@ class GenStageConfig(Strict):
     model: GenModelConfig = Field(default_factory=GenModelConfig)
     train: GenTrainConfig = Field(default_factory=GenTrainConfig)
     conditions: tuple[str, ...] | None = None
-
-
-class HoldoutConfig(Strict):
-    """The validation part `synthlabel run` carves from train when the data has no validation split: a seeded
-    permutation picks max(min_images, round(fraction x N)) of the N train images; they leave the training set (a
-    low-shot `data.subset` is then drawn from the rest). Listed in <out>/holdout/ and named in the resolved config
-    as split files (`data.val_split: train@<out>/holdout/val.txt`)."""
-
-    fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    min_images: int = Field(2, ge=1)
-    seed: int = 0
 
 
 class PipelineConfig(Strict):

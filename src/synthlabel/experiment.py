@@ -15,7 +15,13 @@ import yaml
 from synthlabel.cache import claim, dataset_identity, fingerprint, read_record, stamp, write_record
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ArmConfig, ExperimentConfig, SegConfig, build_config, to_dict
-from synthlabel.downstream.workflow import evaluate_segmenter, open_split, select_subset, train_segmenter
+from synthlabel.downstream.workflow import (
+    evaluate_segmenter,
+    open_split,
+    select_subset,
+    settle_validation,
+    train_segmenter,
+)
 from synthlabel.errors import ConfigError
 from synthlabel.eval.distribution import label_statistics
 from synthlabel.eval.gain import best_by_validation
@@ -192,6 +198,7 @@ def run_experiment(cfg: ExperimentConfig, only_plan: bool = False) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     setup_logging(out / "log.txt", role="experiment")
+    cfg = cfg.model_copy(update={"data": settle_validation(cfg.data, cfg.holdout, out)})
     atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     runs = plan(cfg)
     num_real = num_real_images(cfg)

@@ -15,14 +15,14 @@ from synthlabel.analyze import analyze
 from synthlabel.cache import Ledger, fingerprint
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ExperimentConfig, PipelineConfig, build_config, to_dict
-from synthlabel.data.datasets import SegDataset, has_split
-from synthlabel.data.subset import carve_validation
+from synthlabel.data.datasets import SegDataset
 from synthlabel.data.toy import make_demo_dataset
 from synthlabel.downstream.workflow import (
     evaluate_segmenter,
     fidelity_report,
     open_split,
     select_subset,
+    settle_validation,
     train_segmenter,
 )
 from synthlabel.eval.segmentation import metrics_markdown
@@ -93,14 +93,7 @@ def prepare_data(cfg: PipelineConfig, out: Path) -> PipelineConfig:
     cfg = with_working_size(cfg)
     data = cfg.data
     open_split(data, cfg.eval_split)  # a missing test split fails now, not after hours of training
-    if data.val_split and has_split(data.path, data.val_split, data.layout):
-        return cfg
-    h, train = cfg.holdout, open_split(data, data.train_split)
-    train_split, val_split = carve_validation(train, out / "holdout", h.fraction, h.min_images, h.seed)
-    why = f"no '{data.val_split}' split in {data.path}" if data.val_split else "data.val_split is null"
-    n = len(open_split(data, val_split))
-    log.info("%s: %d of the %d train images (seed %d) validate instead: %s", why, n, len(train), h.seed, val_split)
-    return cfg.model_copy(update={"data": data.model_copy(update={"train_split": train_split, "val_split": val_split})})
+    return cfg.model_copy(update={"data": settle_validation(data, cfg.holdout, out)})
 
 
 def working_size(native: tuple[int, int], max_side: int = MAX_SIDE, multiple: int = 16) -> tuple[int, int]:

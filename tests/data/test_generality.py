@@ -128,3 +128,18 @@ def test_images_of_varying_sizes_load_at_the_working_size(tmp_path):
         ds.load()
     report = check_dataset(root)
     assert report.ok and report.counts["train"] == {"unknown": 2}
+
+
+def test_class_map_names_non_contiguous_classes_by_their_classes_json_id(tmp_path):
+    """Ids 0 and 7 in classes.json: a class map writes 7 (the id the user sees), maps it to ignore in a set without
+    void, and check_dataset counts the ignored pixels instead of failing on them."""
+    raw = label_pattern((8, 12), 0, (0, 7))
+    root = write_set(tmp_path / "d", [raw], spec_json((0, 7), None))
+    (tmp_path / "map.yaml").write_text("mapping: {0: 0, 7: ignore}\ndefault: keep\n")
+    ds = open_dataset(root, "train", class_map=tmp_path / "map.yaml")
+    assert np.array_equal(ds.read(0)[1], np.where(raw == 7, NO_VOID, 0))
+    report = check_dataset(root, class_map=tmp_path / "map.yaml")
+    assert report.ok and report.pixel_fraction["train"][2] == pytest.approx((raw == 7).mean())
+    (tmp_path / "bad.yaml").write_text("mapping: {3: 0}\n")
+    with pytest.raises(DataError, match="bad.yaml: class id 3 is not in classes.json \\(ids \\[0, 7\\]\\)"):
+        open_dataset(root, "train", class_map=tmp_path / "bad.yaml")

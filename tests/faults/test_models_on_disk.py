@@ -13,6 +13,7 @@ from synthlabel import checkpoint as ckpt
 from synthlabel.cli import main
 from synthlabel.downstream.segmenter import build_segmenter, load_segmenter
 from synthlabel.errors import ModelError
+from synthlabel.eval.generator_metrics import ConditionClassifier
 from synthlabel.generators.io import load_generator, save_generator
 from synthlabel.registry import GENERATORS
 
@@ -58,6 +59,15 @@ def test_unexpected_constructor_argument_and_unknown_name_name_the_directory(seg
     (gen_dir / "config.json").write_text(json.dumps({**meta, "name": "stylegan9"}))
     with pytest.raises(ModelError, match=f"{gen_dir}.*unknown generator 'stylegan9'"):
         load_generator(gen_dir)
+
+
+def test_condition_classifier_config_missing_a_field_names_the_file(tmp_path):
+    directory = ConditionClassifier(["day", "night"], 8, (16, 16)).save(tmp_path / "cond")
+    meta = json.loads((directory / "config.json").read_text())
+    del meta["config"]["width"]
+    (directory / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=f"{directory / 'config.json'}: cannot build condition classifier.*width"):
+        ConditionClassifier.load(directory)
 
 
 def test_weights_of_another_width_name_the_file(seg_dir, gen_dir):

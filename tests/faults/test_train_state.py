@@ -72,3 +72,16 @@ def test_a_state_of_another_kind_of_run_is_refused_by_name(demo_root, tmp_path, 
     assert main([*args, "--resume"]) == 2
     err = capsys.readouterr().err
     assert "another kind of run (no model, optimizer, scheduler)" in err and "Traceback" not in err
+
+
+def test_a_state_of_another_width_is_refused_by_name(demo_root, tmp_path, tiny_seg, capsys):
+    """A state written by another config (here width 16) under this run's config.yaml: one line naming the file."""
+    wide, narrow = tmp_path / "wide", tmp_path / "narrow"
+    assert main(["train-seg", *tiny_seg(demo_root, steps=2), "model.width=16", "--out", str(wide)]) == 0
+    args = ["train-seg", *tiny_seg(demo_root, steps=4), "--out", str(narrow)]
+    assert main(args) == 0
+    (narrow / "train_state.pt").write_bytes((wide / "train_state.pt").read_bytes())
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{narrow / 'train_state.pt'}: does not fit this run's model" in err and "size mismatch" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -69,6 +69,18 @@ class ClassSpec:
                 return c.id
         raise DataError(f"unknown class name {name_or_id!r}; known: {', '.join(self.names)}")
 
+    def lookup(self, key: str | int) -> int:
+        """Class id (0..K-1) of a class as a user writes it in a config: a name, 'ignore', or the id classes.json
+        gives it (a digit string or int; with non-contiguous ids, the mask value, e.g. 7 for the second class)."""
+        if isinstance(key, str) and not key.strip().isdigit():
+            return self.id_of(key)
+        number = int(key)
+        if self.raw_ids is None or number == self.ignore_index:
+            return self.id_of(number)
+        if number not in self.raw_ids:
+            raise DataError(f"class id {number} is not in classes.json (ids {list(self.raw_ids)})")
+        return self.raw_ids.index(number)
+
     def palette(self) -> np.ndarray:
         """[K+1, 3] uint8 colors; the last row is the ignore color."""
         return np.array([c.color for c in self.classes] + [self.ignore_color], dtype=np.uint8)
@@ -177,7 +189,8 @@ class ClassMap:
     target: ClassSpec
 
     def __call__(self, label_map: np.ndarray) -> np.ndarray:
-        return self.table[label_map]
+        mapped = self.table[np.clip(label_map, 0, len(self.table) - 1)]
+        return np.where(label_map >= 0, mapped, self.target.ignore_id)  # NO_VOID (-100) stays ignored
 
     @classmethod
     def from_yaml(cls, path: str | Path, source: ClassSpec) -> ClassMap:
@@ -194,14 +207,14 @@ class ClassMap:
         default = str(data.get("default", "ignore"))
         if default not in ("ignore", "keep"):
             raise DataError(f"{path}: default must be 'ignore' or 'keep', got {default!r}")
-        table = np.full(256, target.ignore_id, dtype=np.int64)
+        size = max(256, source.num_classes, (source.ignore_index or 0) + 1)
+        table = np.full(size, target.ignore_id, dtype=np.int64)
         if default == "keep":
             n = min(source.num_classes, target.num_classes)
             table[:n] = np.arange(n)
         for src, dst in data["mapping"].items():
             try:
-                s = source.id_of(int(src) if str(src).isdigit() else src)
-                table[s] = target.id_of(int(dst) if str(dst).isdigit() else dst)
+                table[source.lookup(src)] = target.lookup(dst)
             except DataError as exc:
                 raise DataError(f"{path}: {exc}") from exc
         if source.ignore_index is not None:

@@ -344,7 +344,7 @@ def _check_split(report: DataReport, split: str, class_spec, class_map, meta_csv
         except DataError as exc:
             report.problems.append(str(exc))
             continue
-        counts += np.bincount(np.where(label < k, label, k).ravel(), minlength=k + 1)
+        counts += np.bincount(np.where((label >= 0) & (label < k), label, k).ravel(), minlength=k + 1)  # k: ignore
         conds[ds.records[i].meta.get("condition") or "unknown"] += 1
     report.counts[split] = dict(conds)
     report.pixel_fraction[split] = (counts / max(counts.sum(), 1)).tolist()

@@ -102,6 +102,21 @@ class MixedSampler:
             return b if math.floor((step + 1) * r) > math.floor(step * r) else 0
         return b if step < round(self.mix.pretrain * self.steps) else 0
 
+    def real_exposure(self) -> float:
+        """Real samples the whole schedule draws (exact on average): what an arm's batches leave to real data at
+        the same steps x batch as every other arm of a comparison."""
+        b, steps = self.batch_size, self.steps
+        if not self.has_extra:
+            return float(b * steps)
+        if self.mix.mode == "mixed":
+            extra = min(b, round(self.mix.fraction * b)) if self.counts == "fixed" else self.mix.fraction * b
+            return float((b - extra) * steps)
+        if self.mix.mode == "alternate":
+            r = self.mix.fraction
+            synthetic_steps = sum(math.floor((s + 1) * r) > math.floor(s * r) for s in range(steps))
+            return float(b * (steps - synthetic_steps))
+        return float(b * (steps - round(self.mix.pretrain * steps)))
+
     def draw(self, step: int, generator: torch.Generator) -> list[tuple[int, int]]:
         """[(source index, image index)] * batch_size for `step`; real samples first, then by source."""
         n_extra = self.synthetic_count(step, generator)

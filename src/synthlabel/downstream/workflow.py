@@ -9,11 +9,11 @@ from pathlib import Path
 
 from synthlabel import distributed
 from synthlabel.checkpoint import atomic_write_text
-from synthlabel.config import DataConfig, SegConfig, to_dict
+from synthlabel.config import DataConfig, HoldoutConfig, SegConfig, to_dict
 from synthlabel.data.classes import ClassSpec
 from synthlabel.data.datasets import SegDataset, has_split, open_dataset
 from synthlabel.data.sample import TensorSet
-from synthlabel.data.subset import lowshot_indices, read_split_file, write_split_file
+from synthlabel.data.subset import carve_validation, lowshot_indices, read_split_file, write_split_file
 from synthlabel.device import Precision, resolve_precision
 from synthlabel.downstream.mixing import build_sources
 from synthlabel.downstream.segmenter import TrainResult, load_segmenter, segmenter_trainer
@@ -39,6 +39,20 @@ def select_subset(dataset: SegDataset, data: DataConfig, run_dir: Path | None = 
     if run_dir is not None:
         write_split_file(run_dir / "subset.txt", dataset, indices)
     return dataset.subset(indices)
+
+
+def settle_validation(data: DataConfig, holdout: HoldoutConfig, out: Path) -> DataConfig:
+    """`data` with a validation split: the configured one when it exists, else a deterministic part carved from train
+    (`holdout`), listed in <out>/holdout/ and said in the log. Every setting is chosen on it, never on test."""
+    if data.val_split and has_split(data.path, data.val_split, data.layout):
+        return data
+    train = open_split(data, data.train_split)
+    h = holdout
+    train_split, val_split = carve_validation(train, out / "holdout", h.fraction, h.min_images, h.seed)
+    why = f"no '{data.val_split}' split in {data.path}" if data.val_split else "data.val_split is null"
+    n = len(open_split(data, val_split))
+    log.info("%s: %d of the %d train images (seed %d) validate instead: %s", why, n, len(train), h.seed, val_split)
+    return data.model_copy(update={"train_split": train_split, "val_split": val_split})
 
 
 def load_training_data(data: DataConfig, run_dir: Path | None = None) -> tuple[TensorSet, TensorSet | None, ClassSpec]:

@@ -234,7 +234,9 @@ class ConditionClassifier(nn.Module):
     @classmethod
     def load(cls, directory: str | Path) -> ConditionClassifier:
         config = ckpt.read_model_config(directory)["config"]
-        model = cls(config["conditions"], config["width"], tuple(config["size"]))
+        model = ckpt.construct(
+            directory, "condition classifier", lambda: cls(config["conditions"], config["width"], tuple(config["size"]))
+        )
         return ckpt.load_weights(directory, "model", model).eval()
 
 

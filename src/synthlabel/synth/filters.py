@@ -79,7 +79,7 @@ def filter_samples(
     files = [r.image.name for r in ds.records]
     _check_scores(synth_dir, split, files, scores)
     scores = {f: math.nan if scores[f] is None else float(scores[f]) for f in files}
-    quota_ids = {ds.out_spec.id_of(_class_key(c)): float(s) for c, s in (quotas or {}).items()}
+    quota_ids = {ds.out_spec.lookup(c): float(s) for c, s in (quotas or {}).items()}
     classes_of = _classes_present(ds) if quota_ids else None
     keep = select_samples(scores, threshold, keep_fraction, quota_ids, classes_of)
     kept = [f for f in files if f in keep]
@@ -99,10 +99,6 @@ def filter_samples(
 def _quota(share: float, n: int) -> int:
     """ceil(share x n), robust to float noise (0.14 x 50 is 7.000000000000001 in floats)."""
     return math.ceil(round(share * n, 9))
-
-
-def _class_key(key: int | str) -> int | str:
-    return int(key) if isinstance(key, str) and key.isdigit() else key
 
 
 def _check_scores(root: Path, split: str, files: list[str], scores: Mapping[str, float]) -> None:

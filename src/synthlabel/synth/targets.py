@@ -34,7 +34,7 @@ class Targets:
         """Each listed class (id, or name when `spec` is given) at least this share of pixels (0.03 or '3%')."""
         minimum = {}
         for key, value in fractions.items():
-            cid = spec.id_of(key) if spec is not None else int(key)
+            cid = spec.lookup(key) if spec is not None else int(key)
             minimum[cid] = _share(value, f"min_fraction of {key!r}")
         return cls(minimum=minimum)
 

@@ -144,8 +144,9 @@ class GANTrainer:
         if not self.state_path.is_file():
             return False
         state = ckpt.load_state(self.state_path, required=("step", "rng", *self._stateful()))
-        for key, target in self._stateful().items():
-            target.load_state_dict(state[key])
+        with ckpt.restoring(self.state_path):
+            for key, target in self._stateful().items():
+                target.load_state_dict(state[key])
         ckpt.set_rng_state(state["rng"])
         self.step, self.seconds = int(state["step"]), float(state.get("seconds", 0.0))
         if self.run is not None:

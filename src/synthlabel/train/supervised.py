@@ -234,13 +234,14 @@ class SupervisedTrainer:
         if self.state_path is None or not self.state_path.is_file():
             return False
         state = ckpt.load_state(self.state_path, required=("step", "model", "optimizer", "scheduler", "rng"))
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        with ckpt.restoring(self.state_path):
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            hooks = [h for h in self.augment if hasattr(h, "load_state_dict")]
+            for hook, hook_state in zip(hooks, state.get("augment", []), strict=True):
+                hook.load_state_dict(hook_state)
         ckpt.set_rng_state(state["rng"])
-        hooks = [h for h in self.augment if hasattr(h, "load_state_dict")]
-        for hook, hook_state in zip(hooks, state.get("augment", []), strict=True):
-            hook.load_state_dict(hook_state)
         self.step = int(state["step"])
         if self.run is not None and distributed.is_main():
             self.run.truncate_metrics(self.step)
