@@ -65,6 +65,9 @@ class CopyPasteConfig(Strict):
     max_pastes: int = Field(3, ge=1)
     min_area: int = Field(12, ge=1)  # smaller segments (a few pixels of a far pole) are not pasted
     shift: float = Field(0.25, ge=0.0, le=1.0)  # horizontal shift range, as a share of the image width
+    # which samples receive pastes: real ones, the extra (synthetic) ones (rare objects with real pixels over a
+    # rendered scene), or both
+    onto: Literal["real", "synthetic", "both"] = "real"
 
 
 class SegTrainConfig(Strict):
@@ -99,6 +102,7 @@ class SourceConfig(Strict):
     keep: str | None = None  # keep.txt of `synthlabel filter` (one file name per line)
     images: int | None = Field(None, ge=0)  # use at most this many images (None = all)
     weight: float = Field(1.0, gt=0.0)  # sampling weight among the extra sources
+    trust: bool = True  # honor the source's trust maps (<path>/trust/, `synthlabel trust`): untrusted pixels ignored
 
 
 class MixConfig(Strict):
@@ -115,6 +119,8 @@ class MixConfig(Strict):
     fraction: float = Field(0.5, ge=0.0, le=1.0)
     pretrain: float = Field(0.5, ge=0.0, lt=1.0)
     class_aware: float = Field(0.0, ge=0.0, le=1.0)
+    synthetic_weight: float = Field(1.0, gt=0.0)  # loss weight of each extra-source sample (1 = as a real one)
+    separate_bn: bool = False  # extra samples normalised apart; batch norm's running statistics from real data only
 
 
 class SegConfig(Strict):
@@ -287,6 +293,16 @@ class HoldoutConfig(Strict):
     seed: int = 0
 
 
+class BudgetConfig(Strict):
+    """The fair budget (docs/experiments.md): with `curve`, the baseline arm's first seed trains at each of these
+    step counts, scored on validation, and every arm of the experiment then trains the fewest steps where the
+    baseline has stopped improving (within `tolerance` of its best val mIoU; `synthlabel.budget.choose_steps`).
+    Empty: every arm trains `train.steps`."""
+
+    curve: tuple[int, ...] = ()
+    tolerance: float = Field(0.005, ge=0.0)
+
+
 class ExperimentConfig(Strict):
     """`synthlabel experiment`: arms x synthetic amounts x seeds on one real dataset; cached and resumable."""
 
@@ -305,6 +321,7 @@ class ExperimentConfig(Strict):
     synthetic_test: SourceConfig | None = None  # held-out synthetic set: the cross-domain table's second column
     rare: tuple[str, ...] | None = None  # classes averaged as "rare" (None = below-median pixel share of train)
     holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)  # validation carved from train when data has none
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
 
 class RecomposeStageConfig(Strict):
@@ -326,6 +343,11 @@ class SynthStageConfig(Strict):
     k: int = Field(1, ge=1)  # renders per map and condition
     seed: int = 0
     keep_fraction: float = Field(0.8, gt=0.0, le=1.0)  # the filter keeps the best renders by per-sample fidelity
+    # hard-map resampling: this many extra renders per real map, shared out by map hardness (synth.hardness)
+    hard_maps: float = Field(0.0, ge=0.0)
+    # pixel-level trust (synth.trust): ignore synthetic pixels whose real-segmenter loss is above this x the class
+    # mean; None = every pixel of a kept render is trusted
+    trust_tolerance: float | None = Field(None, gt=0.0)
     recompose: RecomposeStageConfig = Field(default_factory=RecomposeStageConfig)
 
 
@@ -340,6 +362,7 @@ class ExperimentStageConfig(Strict):
     amounts: tuple[float, ...] = Field((1.0,), min_length=1)
     mix: MixConfig = Field(default_factory=MixConfig)
     filtered: bool = True  # synthetic arms use the filter's keep list
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)  # steps chosen on the baseline's val learning curve
 
 
 class GenStageConfig(Strict):

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from synthlabel.budget import choose_steps
 from synthlabel.cache import claim, dataset_identity, fingerprint, read_record, stamp, write_record
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ArmConfig, ExperimentConfig, SegConfig, build_config, to_dict
+from synthlabel.downstream.mixing import real_exposure
 from synthlabel.downstream.workflow import (
     evaluate_segmenter,
     open_split,
@@ -142,6 +144,11 @@ def run_one(cfg: ExperimentConfig, spec: RunSpec, run_dir: Path, num_real: int) 
         "eval": evals,
         "seconds": time.monotonic() - start,
         "steps": result.steps,
+        "exposure": {
+            "steps": seg_cfg.train.steps,
+            "batch_size": seg_cfg.train.batch_size,
+            "real_samples": real_exposure(seg_cfg.mix, seg_cfg.train.batch_size, seg_cfg.train.steps),
+        },
     }
     return write_record(run_dir / RESULT, key, record)
 
@@ -188,6 +195,31 @@ def _run(cfg: ExperimentConfig, spec: RunSpec, out: Path, num_real: int, i: int,
     return run_one(cfg, spec, out / "runs" / spec.key, num_real)
 
 
+def settle_budget(cfg: ExperimentConfig, out: Path) -> ExperimentConfig:
+    """`cfg` with train.steps chosen on the baseline's validation learning curve (cfg.budget.curve): its first seed
+    trains at each step count (cached under <out>/budget/), the fewest steps within the tolerance of the best val
+    mIoU are chosen (written to <out>/budget.json), and that run is adopted as the grid's baseline run."""
+    num_real = num_real_images(cfg)
+    arm = next(a for a in cfg.arms if a.name == (cfg.baseline or cfg.arms[0].name))
+    spec = RunSpec(arm, 0.0, cfg.seeds[0])
+    curve, dirs = {}, {}
+    for steps in sorted(set(cfg.budget.curve)):
+        at = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": steps})})
+        dirs[steps] = out / "budget" / f"{steps}st"
+        log.info("budget: baseline %s at %d steps", spec.key, steps)
+        record = run_one(at, spec, dirs[steps], num_real)
+        if record["val"] is None:
+            raise ConfigError("budget.curve needs a validation split to choose on; the data has none")
+        curve[steps] = record["val"]["miou"]
+    chosen = choose_steps(curve, cfg.budget.tolerance)
+    info = {"curve": {str(k): v for k, v in curve.items()}, "tolerance": cfg.budget.tolerance, "steps": chosen}
+    atomic_write_text(out / "budget.json", json.dumps(info, indent=1))
+    log.info("budget: %d steps (baseline val mIoU %s)", chosen, {k: round(100 * v, 1) for k, v in curve.items()})
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": chosen})})
+    adopt_run(cfg, spec, dirs[chosen], num_real)
+    return cfg
+
+
 def num_real_images(cfg: ExperimentConfig) -> int:
     return len(select_subset(open_split(cfg.data, cfg.data.train_split), cfg.data))
 
@@ -199,6 +231,8 @@ def run_experiment(cfg: ExperimentConfig, only_plan: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     setup_logging(out / "log.txt", role="experiment")
     cfg = cfg.model_copy(update={"data": settle_validation(cfg.data, cfg.holdout, out)})
+    if cfg.budget.curve and not only_plan:
+        cfg = settle_budget(cfg, out)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     runs = plan(cfg)
     num_real = num_real_images(cfg)

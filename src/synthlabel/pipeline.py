@@ -31,9 +31,11 @@ from synthlabel.generators.workflow import train_generator
 from synthlabel.runs import log, setup_logging
 from synthlabel.synth.class_bank import ClassBank
 from synthlabel.synth.filters import filter_samples
+from synthlabel.synth.hardness import hard_map_counts
 from synthlabel.synth.recompose import Recomposed, recompose_dataset
 from synthlabel.synth.synthesize import SynthesizeConfig, synthesize_from_config
 from synthlabel.synth.targets import Targets, read_iou
+from synthlabel.synth.trust import write_trust_maps
 
 MAX_SIDE = 256  # default working resolution cap: the chain trains GANs, on CPUs too
 
@@ -171,19 +173,33 @@ def synthetic_data(chain: Chain) -> dict[str, Path]:
     for kind in ("original", "recomposed"):
         dirs[kind] = synth_dir = out / f"synth_{kind}"
         maps_key = recompose_key(chain, train) if kind == "recomposed" else "original"
-        s = {k: v for k, v in to_dict(cfg.synth).items() if k != "keep_fraction"}
+        s = {k: v for k, v in to_dict(cfg.synth).items() if k not in ("keep_fraction", "trust_tolerance")}
+        if kind == "original" and cfg.synth.hard_maps > 0:  # the counts follow the segmenter's val IoU
+            maps_key = fingerprint(maps_key, chain.keys["train segmenter"], cfg.data.val_split)
         key = chain.stage(
             f"synthesize ({kind} label maps)",
             fingerprint(chain.keys["train generator"], s, maps_key),
             [synth_dir],
             lambda _, kind=kind, synth_dir=synth_dir: synthesize(chain, train, kind, synth_dir),
         )
-        chain.stage(
+        key = chain.stage(
             f"filter ({kind})",
             fingerprint(key, chain.keys["train segmenter"], cfg.synth.keep_fraction, cfg.data.val_split),
             [synth_dir / "keep.txt", synth_dir / "fidelity.json"],
             lambda _, synth_dir=synth_dir: filter_by_fidelity(chain, synth_dir),
         )
+        if cfg.synth.trust_tolerance is not None:
+            chain.stage(
+                f"trust maps ({kind})",
+                fingerprint(key, chain.keys["train segmenter"], cfg.synth.trust_tolerance),
+                [synth_dir / "trust"],
+                lambda _, synth_dir=synth_dir: write_trust_maps(
+                    synth_dir,
+                    [chain.out / "segmenter" / "model"],
+                    cfg.synth.trust_tolerance,
+                    keep=synth_dir / "keep.txt",
+                ),  # fmt: skip
+            )
     return dirs
 
 
@@ -192,7 +208,11 @@ def synthesize(chain: Chain, train: SegDataset, kind: str, synth_dir: Path) -> N
     s, out = chain.cfg.synth, chain.out
     options = {"maps": kind, "conditions": list(s.conditions), "k": s.k, "seed": s.seed, "layout": train.layout}
     synth = SynthesizeConfig(generator=str(out / "generator" / "model"), **options)
-    synthesize_from_config(synth, train, synth_dir, recompose(chain, train) if kind == "recomposed" else None)
+    counts = None
+    if kind == "original" and s.hard_maps > 0:
+        iou = read_iou(evaluate(chain, chain.cfg.data.val_split, "val"))
+        counts = hard_map_counts(train, iou, s.k, s.hard_maps)
+    synthesize_from_config(synth, train, synth_dir, recompose(chain, train) if kind == "recomposed" else None, counts)
 
 
 def recompose_key(chain: Chain, train: SegDataset) -> str:
@@ -244,7 +264,8 @@ def experiment_config(cfg: PipelineConfig, out: Path, synth_dirs: dict[str, Path
         mix = {k: v for k, v in to_dict(e.mix).items() if k != "sources"}
         arms.append({"name": name, "kind": "synthetic", "sources": [source], "mix": mix})
     data = {k: v for k, v in to_dict(cfg).items() if k in ("data", "model", "train", "eval_split")}
-    data |= {"out": str(out / "experiment"), "arms": arms, "seeds": list(e.seeds), "amounts": list(e.amounts)}
+    data |= {"out": str(out / "experiment"), "arms": arms, "seeds": list(e.seeds), "amounts": list(e.amounts),
+             "budget": to_dict(e.budget)}  # fmt: skip
     return build_config(ExperimentConfig, data, source="pipeline experiment")
 
 

@@ -21,8 +21,9 @@ def _synthetic(blob_set):
 
 def _batch(sampler, step: int, seed: int = 0):
     """(float images, labels, generated [B] bool) of a step, as the trainer draws it."""
-    images, labels = MixedBatches(sampler)(step, step_generator(seed, step))
-    generated = torch.tensor([s != 0 for s, _ in sampler.draw(step, step_generator(seed, step))])
+    images, labels, generated = MixedBatches(sampler)(step, step_generator(seed, step))
+    drawn = torch.tensor([s != 0 for s, _ in sampler.draw(step, step_generator(seed, step))])
+    assert torch.equal(generated, drawn)  # the flags the trainer gets are the sampler's sources
     return images, labels, generated
 
 

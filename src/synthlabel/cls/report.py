@@ -5,6 +5,7 @@ per class; written as summary.json, report.md, curves.png and one self-contained
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from synthlabel.cls.config import ClsExperimentConfig
 from synthlabel.cls.data import ClassSet
 from synthlabel.config import to_dict
 from synthlabel.eval import gain
+from synthlabel.eval.verdict import certainty
 from synthlabel.report.html import HtmlPage
 from synthlabel.tables import fmt_mean_std, markdown_table
 
@@ -108,9 +110,38 @@ def _gain_cells(gain: Mapping | None) -> list[str]:
 
 
 def summary_markdown(summary: Mapping) -> str:
-    """The published table: accuracy % (mean ± std over runs) during and at the end of training, per arm, with the
-    mean number of classes whose generator selection dropped and the paired gain over the baseline."""
-    return markdown_table(*summary_rows(summary))
+    """The verdict, then the published table: accuracy % (mean ± std over runs) during and at the end of training,
+    per arm, with the mean number of classes whose generator selection dropped and the paired gain over the
+    baseline."""
+    return f"## Verdict\n\n{cls_verdict(summary)}\n\n" + markdown_table(*summary_rows(summary))
+
+
+def cls_verdict(summary: Mapping) -> str:
+    """Which arm to use (or to train without generated images) by the paired gain in final accuracy over each arm's
+    real-images baseline, with how sure that is over the runs."""
+    gains = [(a["gain"]["mean"], name, a) for name, a in summary["arms"].items() if a["config"]["source"] != "real"
+             and a.get("gain")]  # fmt: skip
+    if not gains:
+        return "No arm with generated or noise images has a paired baseline yet: no verdict."
+    best, name, arm = max(gains, key=lambda g: g[0])
+    g = arm["gain"]
+    se = None if g["std"] is None else g["std"] / math.sqrt(g["runs"])
+    sure = certainty(
+        {"se": se, "n": g["runs"], "beyond_spread": None if se is None else abs(g["mean"]) > 2 * se}, "runs"
+    )
+    caveat = (
+        " The arm is picked on the evaluation images its gain is measured on (the study has no separate validation "
+        "split): confirm a small gain on held-out data."
+    )
+    if best <= 0:
+        return (
+            f"**Train without generated images.** No arm beat its real-images baseline; the best, {name}, changed "
+            f"final accuracy by {100 * best:+.1f} points ({g['better']}/{g['runs']} runs better; {sure})."
+        )
+    return (
+        f"**Use {name}.** Final accuracy {100 * best:+.1f} points over {arm['baseline']} ({g['better']}/{g['runs']} "
+        f"runs better; {sure}).{caveat}"
+    )
 
 
 def curves_figure(summary: Mapping) -> Figure:

@@ -19,6 +19,7 @@ from synthlabel.data.copy_paste import CopyPaste
 from synthlabel.data.datasets import open_dataset
 from synthlabel.data.sample import TensorSet, to_float
 from synthlabel.data.subset import lowshot_indices
+from synthlabel.data.trust import apply_trust, has_trust
 from synthlabel.errors import DataError
 from synthlabel.runs import log
 
@@ -103,19 +104,9 @@ class MixedSampler:
         return b if step < round(self.mix.pretrain * self.steps) else 0
 
     def real_exposure(self) -> float:
-        """Real samples the whole schedule draws (exact on average): what an arm's batches leave to real data at
-        the same steps x batch as every other arm of a comparison."""
-        b, steps = self.batch_size, self.steps
-        if not self.has_extra:
-            return float(b * steps)
-        if self.mix.mode == "mixed":
-            extra = min(b, round(self.mix.fraction * b)) if self.counts == "fixed" else self.mix.fraction * b
-            return float((b - extra) * steps)
-        if self.mix.mode == "alternate":
-            r = self.mix.fraction
-            synthetic_steps = sum(math.floor((s + 1) * r) > math.floor(s * r) for s in range(steps))
-            return float(b * (steps - synthetic_steps))
-        return float(b * (steps - round(self.mix.pretrain * steps)))
+        """Real samples the whole schedule draws (exact on average), see `real_exposure`."""
+        fixed = self.counts == "fixed"
+        return real_exposure(self.mix, self.batch_size, self.steps, self.has_extra, fixed)
 
     def draw(self, step: int, generator: torch.Generator) -> list[tuple[int, int]]:
         """[(source index, image index)] * batch_size for `step`; real samples first, then by source."""
@@ -155,6 +146,25 @@ class MixedSampler:
         return torch.cat(images), torch.cat(labels), torch.tensor([s for s, _ in picks])
 
 
+def real_exposure(mix: MixConfig, batch_size: int, steps: int, has_extra: bool | None = None, fixed: bool = False):
+    """Real samples a schedule of steps x batch_size draws (exact on average) under `mix`: what an arm's batches
+    leave to real data at the same budget as every other arm of a comparison. has_extra: whether extra sources
+    take part (default: mix lists sources and gives them a share)."""
+    b = batch_size
+    if has_extra is None:
+        has_extra = bool(mix.sources) and (mix.pretrain > 0 if mix.mode == "pretrain" else mix.fraction > 0)
+    if not has_extra:
+        return float(b * steps)
+    if mix.mode == "mixed":
+        extra = min(b, round(mix.fraction * b)) if fixed else mix.fraction * b
+        return float((b - extra) * steps)
+    if mix.mode == "alternate":
+        r = mix.fraction
+        synthetic_steps = sum(math.floor((s + 1) * r) > math.floor(s * r) for s in range(steps))
+        return float(b * (steps - synthetic_steps))
+    return float(b * (steps - round(mix.pretrain * steps)))
+
+
 def read_keep_file(path: str | Path) -> set[str]:
     path = Path(path)
     if not path.is_file():
@@ -183,6 +193,9 @@ def load_source(cfg: SourceConfig, spec: ClassSpec, size: tuple[int, int] | None
         raise DataError(f"{cfg.path}: no images left in source {name!r} (check keep / images)")
     data = ds.subset(indices).load(size, desc=f"load source {name}")
     log.info("source %s: %d images from %s", name, len(data), cfg.path)
+    if cfg.trust and has_trust(ds):
+        share = apply_trust(ds, data.labels, indices, spec.ignore_id)
+        log.info("source %s: trust maps ignore %.1f%% of its labeled pixels", name, 100 * share)
     return Source(name, data, cfg.weight)
 
 
@@ -197,17 +210,21 @@ def build_sources(real: TensorSet, spec: ClassSpec, mix: MixConfig, size, seed: 
 
 class MixedBatches:
     """The batches of every downstream task: real and extra samples by the mixing sampler, as float images
-    [B, C, H, W] in [-1, 1] and their labels; copy-paste (segmentation) goes into the real ones only (extra images
-    are left as rendered)."""
+    [B, C, H, W] in [-1, 1], their labels, and which samples are extra; copy-paste (segmentation) goes into the
+    samples its `onto` names (real by default; extra images are then left as rendered)."""
 
     def __init__(self, sampler: MixedSampler, copy_paste: CopyPaste | None = None):
         self.sampler, self.copy_paste = sampler, copy_paste
 
-    def __call__(self, step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(images, labels, [B] bool: True for samples of an extra source)."""
         picks = self.sampler.draw(step, generator)
         images, labels, source = self.sampler.gather(picks)
         real = source == REAL
-        if self.copy_paste is not None and real.any():
-            origin = [i for s, i in picks if s == REAL]
-            images[real], labels[real] = self.copy_paste(images[real], labels[real], generator, origin)
-        return to_float(images), labels
+        if self.copy_paste is not None:
+            onto = self.copy_paste.cfg.onto
+            chosen = real if onto == "real" else ~real if onto == "synthetic" else torch.ones_like(real)
+            if chosen.any():  # a real sample never receives its own segments
+                origin = [i if s == REAL else -1 for (s, i), c in zip(picks, chosen.tolist(), strict=True) if c]
+                images[chosen], labels[chosen] = self.copy_paste(images[chosen], labels[chosen], generator, origin)
+        return to_float(images), labels, ~real

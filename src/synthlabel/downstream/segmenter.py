@@ -80,7 +80,14 @@ def loop_config(cfg: SegConfig) -> SupervisedConfig:
     """The supervised loop of cfg.train: its steps, batch, optimizer and intervals (the fields both configs name),
     poly decay after a linear warm-up, fused AdamW."""
     shared = {f.name for f in fields(SupervisedConfig)} & set(type(cfg.train).model_fields)
-    return SupervisedConfig(**{k: getattr(cfg.train, k) for k in shared}, schedule="poly", fused=True, desc="train-seg")
+    return SupervisedConfig(
+        **{k: getattr(cfg.train, k) for k in shared},
+        schedule="poly",
+        fused=True,
+        desc="train-seg",
+        extra_weight=cfg.mix.synthetic_weight,
+        separate_bn=cfg.mix.separate_bn,
+    )
 
 
 def segmenter_trainer(

@@ -16,6 +16,7 @@ from synthlabel.config import ExperimentConfig, to_dict
 from synthlabel.data.copy_paste import below_median
 from synthlabel.data.datasets import open_dataset
 from synthlabel.eval import gain
+from synthlabel.eval.verdict import verdict
 from synthlabel.report import plots
 from synthlabel.report.html import HtmlPage
 from synthlabel.tables import MISSING, fmt_mean_std, markdown_table
@@ -88,6 +89,26 @@ def source_grid(source_path: str, split: str, layout: str, size) -> bytes | None
     return plots.sample_grid(data.images, data.labels, palette, nrow=4, alpha=0.35)
 
 
+def budget_line(records: Sequence[Mapping]) -> str:
+    """Each arm's training budget and how many real samples it saw (the fair-budget protocol, docs/experiments.md)."""
+    per_arm: dict[str, set] = {}
+    for r in records:
+        e = r.get("exposure")
+        if e:
+            per_arm.setdefault(r["arm"], set()).add((e["steps"], e["batch_size"], round(e["real_samples"])))
+    if not per_arm:
+        return ""
+    budgets = {(st, b) for cells in per_arm.values() for st, b, _ in cells}
+    same = len(budgets) == 1
+    head = (
+        f"Every arm trained {next(iter(budgets))[0]} steps at batch {next(iter(budgets))[1]}"
+        if same
+        else ("Arms trained different budgets (not a fair comparison)")
+    )
+    seen = ", ".join(f"{a} {'/'.join(str(x) for x in sorted({c[2] for c in cells}))}" for a, cells in per_arm.items())
+    return f"{head}; real samples seen: {seen}."
+
+
 def write_report(
     cfg: ExperimentConfig, records: Sequence[Mapping], out: str | Path, names: list[str], freq: np.ndarray
 ) -> Path:
@@ -117,6 +138,8 @@ def write_report(
         ("Amount sweep", gain.sweep_markdown(sweeps) if sweeps else "no synthetic arm\n"),
         ("Cross-domain (train set × eval set)", gain.cross_domain_markdown(cross)),
     ]
+    opening = verdict(records, baseline, rare, cfg.select_seeds)
+    sections.insert(0, ("Verdict", f"{opening}\n\n{budget_line(records)}\n"))
     md = f"# Experiment {out}\n\nbaseline: {baseline}; rare classes: {', '.join(rare) or MISSING}\n\n"
     md += "\n".join(f"## {title}\n\n{body}" for title, body in sections)
     atomic_write_text(out / "report.md", md)

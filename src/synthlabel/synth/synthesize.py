@@ -103,7 +103,7 @@ def synthesize(
     label_maps: Sequence[LabelSource],
     out_dir: str | Path,
     conditions: Sequence[str],
-    k: int,
+    k: int | Sequence[int],
     seed: int,
     layout: str = "camvid",
     split: str = "train",
@@ -112,6 +112,7 @@ def synthesize(
     on_sample: Callable[[int], None] | None = None,
 ) -> Path:
     """Render every map under every condition `k` times (z differs per render) into `out_dir`; returns `out_dir`.
+    `k` may also be one count per map (hard-map resampling, `synth.hardness.render_counts`).
 
     Sample `index` = (map, condition, j) in that nesting order. Each sample is written mask first, image second
     (each atomically) and counts as done once its manifest line is appended; a re-run skips done samples and
@@ -120,10 +121,15 @@ def synthesize(
     renders unconditioned; `["own"]` renders each map under the condition of the real image it came from.
     Under torchrun the blocks are dealt out to the ranks; a sample depends only on its map, condition and seed, so
     the files written are the same for any world size."""
-    if k < 1 or batch_size < 1:
-        raise ValueError(f"k and batch_size must be >= 1, got k={k}, batch_size={batch_size}")
     if not label_maps:
         raise DataError("synthesize needs at least one label map")
+    counts = [k] * len(label_maps) if isinstance(k, int) else [int(c) for c in k]
+    if len(counts) != len(label_maps) or min(counts) < 1 or batch_size < 1:
+        raise ValueError(
+            f"k must be >= 1 (one int, or one count per map: {len(label_maps)}) and batch_size >= 1, "
+            f"got k={k if isinstance(k, int) else f'{len(counts)} counts, min {min(counts, default=0)}'}, "
+            f"batch_size={batch_size}"
+        )
     out_dir, dev, lay = Path(out_dir), resolve_device(device), layouts.get(layout)
     distributed.init(dev)
     generator, meta = load_generator(generator_dir)
@@ -134,7 +140,7 @@ def synthesize(
         )
     spec = generator_spec(meta)
     maps = [_fit_map(s.label_map, generator.image_size, spec, s.source) for s in label_maps]
-    plan = _plan(_map_conditions(conditions, label_maps, meta, generator_dir), k, seed)
+    plan = _plan(_map_conditions(conditions, label_maps, meta, generator_dir), counts, seed)
     record = {"generator": str(generator_dir), "generator_hash": ckpt.model_hash(generator_dir), "run_seed": seed}
     entries = [_entry(p, label_maps[p.map_index], maps[p.map_index], lay, split, record) for p in plan]
     done = distributed.broadcast_object(_prepare(out_dir, spec, plan, entries, lay) if distributed.is_main() else None)
@@ -168,9 +174,14 @@ def _prepare(out_dir: Path, spec: ClassSpec, plan: list[_Planned], entries: list
 
 
 def synthesize_from_config(
-    cfg: SynthesizeConfig, dataset: SegDataset, out_dir: str | Path, recomposed: Sequence[Recomposed] | None = None
+    cfg: SynthesizeConfig,
+    dataset: SegDataset,
+    out_dir: str | Path,
+    recomposed: Sequence[Recomposed] | None = None,
+    counts: Sequence[int] | None = None,
 ) -> Path:
-    """`synthesize` with the maps picked by `cfg.maps` from `dataset` (real maps) and `recomposed` (made from them)."""
+    """`synthesize` with the maps picked by `cfg.maps` from `dataset` (real maps) and `recomposed` (made from them);
+    `counts`: renders per real map instead of cfg.k (hard-map resampling; maps 'original' only)."""
     sources: list[LabelSource] = []
     if cfg.maps in ("original", "both"):
         sources += label_sources_from_dataset(dataset)
@@ -178,16 +189,19 @@ def synthesize_from_config(
         if not recomposed:
             raise DataError(f"maps={cfg.maps!r} needs recomposed label maps; run recompose first or use 'original'")
         sources += label_sources_from_recomposed(recomposed, dataset)
+    if counts is not None and cfg.maps != "original":
+        raise DataError("per-map render counts (hard-map resampling) apply to maps 'original' only")
+    k = cfg.k if counts is None else list(counts)
     return synthesize(
-        cfg.generator, sources, out_dir, cfg.conditions, cfg.k, cfg.seed, cfg.layout, cfg.split, cfg.batch_size
+        cfg.generator, sources, out_dir, cfg.conditions, k, cfg.seed, cfg.layout, cfg.split, cfg.batch_size
     )
 
 
 def _write_sample(out_dir: Path, layout: Layout, entry: dict, label_map: np.ndarray, image: np.ndarray) -> None:
     """Mask, then image (each atomically), then the manifest line and meta row that mark the sample done."""
     image_path, mask_path = layout.sample_paths(out_dir, entry["split"], entry["index"])
-    _write_png(mask_path, layout.encode_mask(label_map))
-    _write_png(image_path, image)
+    write_png(mask_path, layout.encode_mask(label_map))
+    write_png(image_path, image)
     manifest.append(out_dir, entry)
 
 
@@ -231,11 +245,11 @@ def _map_conditions(
     return [[(c, known.index(c)) for c in names] or [(None, None)] for names in per_map]
 
 
-def _plan(per_map: list[list[tuple[str | None, int | None]]], k: int, seed: int) -> list[_Planned]:
+def _plan(per_map: list[list[tuple[str | None, int | None]]], counts: list[int], seed: int) -> list[_Planned]:
     plan: list[_Planned] = []
     for m, conditions in enumerate(per_map):
         for name, cid in conditions:
-            for j in range(k):
+            for j in range(counts[m]):
                 plan.append(_Planned(len(plan), m, name, cid, j, sample_seed(seed, m, j)))
     return plan
 
@@ -288,7 +302,7 @@ def _render(generator: torch.nn.Module, block: list[_Planned], maps: list[np.nda
     return to_uint8(out.images).permute(0, 2, 3, 1).numpy(), out.label_maps.numpy()
 
 
-def _write_png(path: Path, array: np.ndarray) -> None:
+def write_png(path: Path, array: np.ndarray) -> None:
     """Encode in memory, then temp file + rename: a killed run never leaves a truncated PNG under the real name."""
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")

@@ -5,7 +5,8 @@ exact resume, validation and scale-out (DDP under torchrun, see synthlabel.distr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -17,31 +18,41 @@ from torch import nn
 from synthlabel import checkpoint as ckpt
 from synthlabel import distributed
 from synthlabel.device import Precision
+from synthlabel.errors import ConfigError
 from synthlabel.runs import Run, log, progress
 from synthlabel.train.batch import step_generator
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs [B, ...] float, targets [B, ...]): a whole global batch
-Batches = Callable[[int, torch.Generator], Batch]  # (step, generator of the step) -> its global batch
+# A batch source may add a third tensor: [B] bool, True for samples of an extra (synthetic) source, which the loop
+# uses for `extra_weight` and `separate_bn`.
+Batches = Callable[[int, torch.Generator], Batch | tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 Augment = Callable[[torch.Tensor, torch.Tensor, torch.Generator], Batch]  # a batch hook drawing from the generator
 
 
 class Task(Protocol):
     """What a model learns: `loss` of its outputs on a batch, the mean over `count(targets)` (samples, or the weight
-    of the valid pixels), which lets each rank normalise by the global count (synthlabel.distributed)."""
+    of the valid pixels), which lets each rank normalise by the global count (synthlabel.distributed). `weights`
+    [B] are per-sample loss weights (None = 1 each)."""
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+    def loss(
+        self, outputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor: ...
 
-    def count(self, targets: torch.Tensor) -> float: ...
+    def count(self, targets: torch.Tensor, weights: torch.Tensor | None = None) -> float: ...
 
 
 class Classification:
-    """Cross-entropy over classes (or conditions): outputs [B, K], targets [B] class ids; the mean is per sample."""
+    """Cross-entropy over classes (or conditions): outputs [B, K], targets [B] class ids; the mean is per sample
+    (weighted by `weights` when given)."""
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs, targets)
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        if weights is None:
+            return F.cross_entropy(outputs, targets)
+        w = weights.to(outputs.device)
+        return (F.cross_entropy(outputs, targets, reduction="none") * w).sum() / w.sum().clamp(min=1e-12)
 
-    def count(self, targets: torch.Tensor) -> float:
-        return float(targets.shape[0])
+    def count(self, targets: torch.Tensor, weights: torch.Tensor | None = None) -> float:
+        return float(targets.shape[0]) if weights is None else float(weights.sum())
 
 
 @dataclass
@@ -56,13 +67,25 @@ class Segmentation:
     def __post_init__(self) -> None:
         self.ignore_index = -100 if self.ignore_index is None else self.ignore_index
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        weights = self.weights.to(outputs.device) if self.weights is not None else None
-        return F.cross_entropy(outputs, targets, weight=weights, ignore_index=self.ignore_index)
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        class_w = self.weights.to(outputs.device) if self.weights is not None else None
+        if weights is None:
+            return F.cross_entropy(outputs, targets, weight=class_w, ignore_index=self.ignore_index)
+        # per-sample weights: the same weighted mean, each pixel's weight times its sample's
+        pixel = F.cross_entropy(outputs, targets, weight=class_w, ignore_index=self.ignore_index, reduction="none")
+        w = weights.to(outputs.device)[:, None, None]
+        return (pixel * w).sum() / self._pixel_weights(targets, w).sum().clamp(min=1e-12)
 
-    def count(self, targets: torch.Tensor) -> float:
-        valid = targets[targets != self.ignore_index]
-        return float(self.weights.to(valid.device)[valid].sum()) if self.weights is not None else float(valid.numel())
+    def count(self, targets: torch.Tensor, weights: torch.Tensor | None = None) -> float:
+        w = None if weights is None else weights.to(targets.device)[:, None, None]
+        return float(self._pixel_weights(targets, w).sum())
+
+    def _pixel_weights(self, targets: torch.Tensor, sample_w: torch.Tensor | None) -> torch.Tensor:
+        valid = targets != self.ignore_index
+        w = valid.float()
+        if self.weights is not None:
+            w = w * self.weights.to(targets.device)[targets.clamp(0, len(self.weights) - 1)]
+        return w if sample_w is None else w * sample_w
 
 
 @dataclass(frozen=True)
@@ -84,6 +107,8 @@ class SupervisedConfig:
     checkpoint_every: int = 0
     channels_last: bool = True
     desc: str | None = None  # progress label (None: no progress output)
+    extra_weight: float = 1.0  # loss weight of samples from extra (synthetic) sources
+    separate_bn: bool = False  # extra samples get their own batch statistics and never move the running ones
 
 
 def lr_lambda(cfg: SupervisedConfig) -> Callable[[int], float]:
@@ -96,6 +121,22 @@ def lr_lambda(cfg: SupervisedConfig) -> Callable[[int], float]:
             (step + 1) / warmup if step < warmup else max(0.0, 1.0 - (step - warmup) / max(1, total - warmup)) ** power
         )
     return lambda step: 1.0
+
+
+@contextmanager
+def frozen_running_stats(model: nn.Module) -> Iterator[None]:
+    """Batch norm inside keeps normalising by batch statistics but its running statistics (and counters) come out
+    as they went in."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [(m.running_mean, m.running_var, m.num_batches_tracked) for m in norms]
+    for m in norms:  # the forward pass updates copies (which autograd may keep); the originals are put back
+        m.running_mean, m.running_var = m.running_mean.clone(), m.running_var.clone()
+        m.num_batches_tracked = m.num_batches_tracked.clone()
+    try:
+        yield
+    finally:
+        for m, (mean, var, n) in zip(norms, saved, strict=True):
+            m.running_mean, m.running_var, m.num_batches_tracked = mean, var, n
 
 
 def make_optimizer(params, cfg: SupervisedConfig) -> torch.optim.Optimizer:
@@ -143,34 +184,56 @@ class SupervisedTrainer:
         self.optimizer = make_optimizer(self.model.parameters(), cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
         self.step, self.last_loss = 0, math.nan
+        if cfg.separate_bn and distributed.world_size() > 1:
+            raise ConfigError("separate_bn needs one process (two forward passes per step); train without torchrun")
 
-    def batch(self, step: int) -> Batch:
-        """The global batch of `step`, augmented: a pure function of (seed, step), so a resumed run replays it."""
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The global batch of `step`, augmented (inputs, targets, [B] extra-source flags or None): a pure function of
+        (seed, step), so a resumed run replays it. Hooks act per sample and keep the order, so the flags hold."""
         g = step_generator(self.cfg.seed, step)
-        inputs, targets = self.batches(step, g)
+        inputs, targets, *flags = self.batches(step, g)
         for hook in self.augment:
             inputs, targets = hook(inputs, targets, g)
-        return inputs, targets
+        return inputs, targets, (flags[0] if flags else None)
 
     def train_step(self, step: int) -> float:
         """One optimizer step on this rank's slice of the batch; returns the slice's mean loss."""
-        inputs, targets = self.batch(step)
-        total = self.task.count(targets)
+        inputs, targets, extra = self.batch(step)
+        weights = None
+        if extra is not None and self.cfg.extra_weight != 1.0:
+            weights = torch.where(extra, self.cfg.extra_weight, 1.0)
+        total = self.task.count(targets, weights)
         part = distributed.local_slice(len(targets))
         inputs, targets = inputs[part], targets[part]
+        extra, weights = (None if t is None else t[part] for t in (extra, weights))
         x = inputs.to(self.device)
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.precision.autocast():
-            outputs = self.net(x)
-        loss = self.task.loss(outputs.float(), targets.to(self.device))
+            outputs = self.forward(x, extra)
+        loss = self.task.loss(outputs.float(), targets.to(self.device), weights)
         # this slice's share of the global mean (1 in one process, so the loss is PyTorch's own mean there)
-        share = float(distributed.global_mean(torch.tensor(self.task.count(targets), dtype=torch.float64), total))
+        count = torch.tensor(self.task.count(targets, weights), dtype=torch.float64)
+        share = float(distributed.global_mean(count, total))
         self.optimizer.zero_grad(set_to_none=True)
         (loss * share).backward()
         self.optimizer.step()
         self.scheduler.step()
         return loss.item()
+
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+        """The model on a batch. With `separate_bn`, real and extra samples are forwarded apart: each part is
+        normalised by its own batch statistics, and the running statistics (what evaluation uses) move with the real
+        part only (DSBN-style, Chang et al. CVPR 2019, with shared affine parameters)."""
+        if not self.cfg.separate_bn or extra is None or not bool(extra.any()):
+            return self.net(x)
+        extra = extra.to(x.device)
+        real_rows, extra_rows = (~extra).nonzero().flatten(), extra.nonzero().flatten()
+        parts = [self.net(x[real_rows])] if len(real_rows) else []
+        with frozen_running_stats(self.model):
+            parts.append(self.net(x[extra_rows]))
+        order = torch.cat([real_rows, extra_rows])
+        return torch.cat(parts)[torch.argsort(order)]
 
     def fit(self, on_step: Callable[[SupervisedTrainer], None] | None = None) -> dict | None:
         """Train from `self.step` to the last step; returns the final validation metrics (None without them)."""
