@@ -33,20 +33,26 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from camvid_label2image import STEPS as GEN_STEPS
 from camvid_label2image import generator_config, train_arm
 from camvid_lowshot import DEFAULTS, SIZE, selected_overrides
 from common import REPO, SHARED_CAMVID, machine
 
+from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ExperimentConfig, build_config, to_dict
 from synthlabel.downstream.workflow import fidelity_report, open_split, select_subset
+from synthlabel.eval.gain import best_by_validation, class_deltas, delta_cell, paired_delta
 from synthlabel.experiment import RunSpec, num_real_images, run_experiment, run_one
 from synthlabel.runs import setup_logging
 from synthlabel.synth.class_bank import ClassBank
 from synthlabel.synth.filters import filter_samples
+from synthlabel.synth.hardness import hard_map_counts
 from synthlabel.synth.recompose import recompose
 from synthlabel.synth.synthesize import label_sources_from_dataset, label_sources_from_recomposed, synthesize
 from synthlabel.synth.targets import Targets
+from synthlabel.synth.trust import TOLERANCE, write_trust_maps
+from synthlabel.tables import markdown_table
 
 SCENARIOS = {"lowshot": 50, "full": None}
 RARE = ("Pole", "SignSymbol", "Fence", "Pedestrian", "Bicyclist")
@@ -93,17 +99,24 @@ def generator(data: Path, name: str, n: int | None, steps: int, cache: Path) -> 
     return Path(train_arm(cfg, cache / f"{name}_n{n or 'all'}_{steps}st")["model_dir"])
 
 
-def synthetic_sets(cfg: dict, gen_dir: Path, seg_dir: Path, val_iou: dict, out: Path, amounts) -> dict[str, Path]:
-    """{original, recomposed}: rendered, fidelity-scored and filtered (keep.txt) synthetic datasets."""
+def synthetic_sets(
+    cfg: dict, gen_dir: Path, seg_dir: Path, val_iou: dict, out: Path, amounts, kinds=("original", "recomposed")
+) -> dict[str, Path]:
+    """{kind: dir} for kinds among original, recomposed and hard (the original maps, as many renders in all but
+    shared out by map hardness, `synth.hardness`): rendered, fidelity-scored, filtered (keep.txt), with trust maps
+    of the kept renders (`synth.trust`, used only by the arms that ask for them)."""
     exp_cfg = build_config(ExperimentConfig, cfg)
     train = select_subset(open_split(exp_cfg.data, "train"), exp_cfg.data)
     k = math.ceil(max(amounts) / KEEP)  # renders per real map, so the filter leaves max(amounts) per real image
     sets = {}
-    for kind in ("original", "recomposed"):
+    for kind in kinds:
         target = out / f"synth_{kind}"
         if not (target / "done").is_file():
             if kind == "original":
                 synthesize(gen_dir, label_sources_from_dataset(train), target, ["own"], k, 0)
+            elif kind == "hard":
+                counts = hard_map_counts(train, val_iou, 1, k - 1)  # k x N renders in all, hard maps get more
+                synthesize(gen_dir, label_sources_from_dataset(train), target, ["own"], counts, 0)
             else:
                 synthesize(gen_dir, recomposed_maps(train, val_iou, k, out), target, ["own"], 1, 0)
             (target / "done").touch()
@@ -111,6 +124,7 @@ def synthetic_sets(cfg: dict, gen_dir: Path, seg_dir: Path, val_iou: dict, out: 
             val = open_split(exp_cfg.data, "val")
             report = fidelity_report(seg_dir, target, val, out=target / "fidelity.json")
             filter_samples(target, report["per_sample"], keep_fraction=KEEP)
+        write_trust_maps(target, [seg_dir], TOLERANCE, keep=target / "keep.txt")  # no-op once written
         kept = len((target / "keep.txt").read_text().split())
         if kept < max(amounts) * len(train):  # a cached set rendered for smaller --amounts would cap them silently
             raise SystemExit(
@@ -134,12 +148,123 @@ def recomposed_maps(train, val_iou: dict, k: int, out: Path):
 def arms(sets: dict[str, Path], amounts, fractions) -> list[dict]:
     out = [{"name": "real_aug", "kind": "real_aug"}, {"name": "copy_paste", "kind": "copy_paste"}]
     for kind, path in sets.items():
-        source = {"path": str(path), "name": f"synth_{kind}", "keep": str(path / "keep.txt")}
+        source = {"path": str(path), "name": f"synth_{kind}", "keep": str(path / "keep.txt"), "trust": False}
         for f in fractions:
             mix = {"mode": "mixed", "fraction": f}
             out.append({"name": f"synth_{kind}_f{round(100 * f)}", "group": f"synth_{kind}", "kind": "synthetic",
                         "sources": [source], "mix": mix, "amounts": list(amounts)})  # fmt: skip
     return out
+
+
+# The ablation (issue 12): each lever on top of plain renders of the original maps, mixed 1:1 (FreeMask's ratio).
+# name: (synthetic set, source options, mix options, segmenter overrides, the arm with this lever off)
+LEVERS = {
+    "synthetic": ("original", {"trust": False}, {}, [], "real_aug"),
+    "trust": ("original", {"trust": True}, {}, [], "synthetic"),
+    "trust_sepbn": ("original", {"trust": True}, {"separate_bn": True}, [], "trust"),
+    "trust_weight": ("original", {"trust": True}, {"synthetic_weight": 0.5}, [], "trust"),
+    "trust_pretrain": ("original", {"trust": True}, {"mode": "pretrain", "pretrain": 0.3}, [], "trust"),
+    "trust_hard": ("hard", {"trust": True}, {}, [], "trust"),
+    "trust_paste": ("original", {"trust": True}, {},
+                    ["train.copy_paste.enabled=true", "train.copy_paste.onto=synthetic"], "trust"),
+}  # fmt: skip
+ABLATION_FRACTION, ABLATION_AMOUNT = 0.5, 4.0
+CURVE = REPO / "benchmarks" / "results" / "camvid_lowshot" / "curve" / "chosen.json"
+
+
+def chosen_steps(key: str) -> int:
+    """The fair budget for N (key n50 / nall) from camvid_lowshot --curve (the baseline's val learning curve)."""
+    if not CURVE.is_file():
+        raise SystemExit(f"{CURVE} missing: run `python benchmarks/camvid_lowshot.py --curve` first (or --seg-steps)")
+    return int(json.loads(CURVE.read_text())["steps"][key])
+
+
+def lever_arms(sets: dict[str, Path], levers: list[str]) -> list[dict]:
+    out = [{"name": "real_aug", "kind": "real_aug"}, {"name": "copy_paste", "kind": "copy_paste"}]
+    for name in levers:
+        kind, source, mix, overrides, _ = LEVERS[name]
+        path = sets[kind]
+        src = {"path": str(path), "name": f"synth_{kind}", "keep": str(path / "keep.txt"), **source}
+        mixing = {"mode": "mixed", "fraction": ABLATION_FRACTION, **mix}
+        out.append({"name": name, "kind": "synthetic", "sources": [src], "amounts": [ABLATION_AMOUNT],
+                    "mix": mixing, "overrides": overrides})  # fmt: skip
+    return out
+
+
+def ablation(args) -> Path:
+    """N=50, seeds 0 and 1 (seed-major), every lever on and off, scored on validation: the table that picks the
+    recipe. Test is scored by the runner too but never read here."""
+    start, out = time.monotonic(), args.cache / "ablation"
+    steps = args.seg_steps or chosen_steps("n50")
+    levers = args.levers.split(",") if args.levers else list(LEVERS)
+    unknown = sorted(set(levers) - set(LEVERS))
+    if unknown:
+        raise SystemExit(f"unknown levers {unknown}; known: {list(LEVERS)}")
+    levers = list(dict.fromkeys([*levers, *(LEVERS[x][4] for x in levers if LEVERS[x][4] in LEVERS)]))
+    results = args.out / "ablation"
+    for i in range(1, len(args.seeds) + 1):  # seed-major: a partial run covers every lever
+        cfg = base_config(args.data, 50, out / "experiment", args.seeds[:i], [f"train.steps={steps}"])
+        cfg["select_seeds"] = None
+        restore_runs(results, out / "experiment")
+        seg_dir, val_iou = reference(cfg)
+        gen_dir = generator(args.data, args.generator, 50, args.gen_steps or GEN_STEPS[args.generator],
+                            args.generator_cache)  # fmt: skip
+        kinds = tuple(sorted({LEVERS[x][0] for x in levers}))
+        sets = synthetic_sets(cfg, gen_dir, seg_dir, val_iou, out, [ABLATION_AMOUNT], kinds)
+        cfg["arms"] = lever_arms(sets, levers)
+        report = run_experiment(build_config(ExperimentConfig, cfg))
+        publish(out / "experiment", results, time.monotonic() - start, gen_dir)
+    table = ablation_table(out / "experiment" / "results.jsonl", levers, steps)
+    atomic_write_text(results / "ablation.md", table)
+    print(table)
+    return report
+
+
+def ablation_table(results: Path, levers: list[str], steps: int) -> str:
+    """Val Δ mIoU and Δ rare IoU of every arm vs real_aug and vs the same arm with its lever off, paired by seed."""
+    records = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+    by_arm: dict[str, dict[int, dict]] = {}
+    for r in records:
+        by_arm.setdefault(r["arm"], {})[r["seed"]] = r["val"]
+
+    def rare(val: dict) -> float:
+        ious = [val["per_class_iou"][c] for c in RARE if val["per_class_iou"].get(c) is not None]
+        return sum(ious) / len(ious)
+
+    def delta(a: str, b: str, f) -> str:
+        seeds = sorted(set(by_arm.get(a, {})) & set(by_arm.get(b, {})))
+        d = paired_delta([f(by_arm[a][s]) for s in seeds], [f(by_arm[b][s]) for s in seeds])
+        return delta_cell(d) if d else "—"
+
+    def miou(val: dict) -> float:
+        return val["miou"]
+
+    rows = []
+    for arm in ["copy_paste", *levers]:
+        off = "real_aug" if arm == "copy_paste" else LEVERS[arm][4]
+        vals = by_arm.get(arm, {})
+        mean = sum(v["miou"] for v in vals.values()) / len(vals) if vals else None
+        rows.append([arm, off, ",".join(map(str, sorted(vals))), "—" if mean is None else f"{100 * mean:.1f}",
+                     delta(arm, "real_aug", miou), delta(arm, "real_aug", rare), delta(arm, off, miou),
+                     delta(arm, off, rare)])  # fmt: skip
+    base = by_arm.get("real_aug", {})
+    head = (f"### Ablation on CamVid val, N=50, {steps} steps x batch 8 for every arm\n\nreal_aug val mIoU "
+            f"{100 * sum(v['miou'] for v in base.values()) / max(len(base), 1):.1f} over seeds {sorted(base)}; "
+            f"synthetic arms: {ABLATION_AMOUNT:g} renders per real image (kept by the fidelity filter), "
+            f"{ABLATION_FRACTION:g} of each batch.\n\n")  # fmt: skip
+    headers = ["arm", "lever off", "seeds", "val mIoU %", "Δ mIoU vs real_aug", "Δ rare vs real_aug",
+               "Δ mIoU vs lever off", "Δ rare vs lever off"]  # fmt: skip
+    return head + markdown_table(headers, rows) + "\n"
+
+
+def restore_runs(results: Path, exp_dir: Path) -> None:
+    """Put committed per-run results back into the run cache (a new machine has none); a run whose fingerprint no
+    longer matches what it would train now is trained again, so this never reuses a stale result."""
+    for path in (results / "runs").glob("*/*/result.json"):
+        target = exp_dir / "runs" / path.parent.parent.name / path.parent.name / "result.json"
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)  # its "fingerprint" decides whether run_one reuses it
 
 
 def scenario(args, name: str, n: int | None) -> Path:
@@ -165,6 +290,51 @@ def publish(exp_dir: Path, results: Path, seconds: float, gen_dir: Path) -> None
             shutil.copyfile(exp_dir / name, results / name)
     info = {"seconds_this_invocation": round(seconds), "generator": str(gen_dir), "machine": machine()}
     (results / "run_info.json").write_text(json.dumps(info, indent=1))
+    for path in (exp_dir / "runs").glob("*/*/result.json"):  # per-run results, so a new machine resumes from them
+        target = results / "runs" / path.parent.parent.name / path.parent.name
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / "result.json")
+
+
+def scenario_figures(results_jsonl: Path) -> dict:
+    """One scenario of headline.json: the baseline's test mIoU / rare IoU and, per arm (the variant picked on
+    validation in each group), Δ mIoU and Δ rare IoU vs real_aug paired by seed, with standard errors (points)."""
+    records = [json.loads(x) for x in results_jsonl.read_text().splitlines() if x.strip()]
+    picked = best_by_validation(records)
+    chosen = [r for r in records if (r["arm"], r["amount"]) == picked[r["group"]]]
+    long = [{**r, "eval_set": "real_test", "metrics": r["eval"]["real_test"]} for r in chosen]
+    deltas = class_deltas(long, "real_aug", list(RARE), eval_set="real_test")["arms"]
+    base = [r for r in long if r["arm"] == "real_aug"]
+    rare = [sum(r["metrics"]["per_class_iou"][c] or 0 for c in RARE) / len(RARE) for r in base]
+
+    def pts(d, key):
+        return None if d is None or d.get(key) is None else round(100 * d[key], 2)
+
+    arms = {}
+    for d in deltas.values():
+        arms[d["arm"]] = {"delta_miou": pts(d["miou"], "mean"), "delta_miou_se": pts(d["miou"], "se"),
+                          "delta_rare": pts(d["rare_mean"], "mean"), "delta_rare_se": pts(d["rare_mean"], "se"),
+                          "seeds": d["seeds"], "amount": d["amount"]}  # fmt: skip
+    return {
+        "baseline_miou": round(100 * sum(r["metrics"]["miou"] for r in base) / len(base), 2),
+        "baseline_rare": round(100 * sum(rare) / len(rare), 2),
+        "baseline_seeds": sorted(r["seed"] for r in base),
+        "arms": arms,
+    }
+
+
+def write_headline(args, steps: dict[str, int]) -> Path:
+    """benchmarks/results/camvid_gain/headline.json from every finished scenario's per-run results."""
+    scenarios = {}
+    for name in SCENARIOS:
+        path = args.out / name / "results.jsonl"
+        if path.is_file():
+            scenarios[name] = scenario_figures(path)
+    command = "python benchmarks/camvid_gain.py " + " ".join(sys.argv[1:])
+    head = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "command": command.strip(), "steps": steps,
+            "scenarios": scenarios}  # fmt: skip
+    atomic_write_text(args.out / "headline.json", json.dumps(head, indent=1))
+    return args.out / "headline.json"
 
 
 def parse_args(argv):
@@ -181,10 +351,14 @@ def parse_args(argv):
     p.add_argument("--amounts", default=",".join(map(str, AMOUNTS)), help="synthetic images per real image (variants)")
     p.add_argument("--fractions", default=",".join(map(str, FRACTIONS)), help="synthetic batch shares (variants)")
     p.add_argument("--quick", action="store_true", help="low-shot, seed 0, 200-step schedules (smoke run)")
+    p.add_argument("--ablation", action="store_true", help="N=50, seeds 0,1: every lever on and off, on val")
+    p.add_argument("--levers", help=f"ablation levers (default: all of {','.join(LEVERS)})")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.amounts = [float(a) for a in args.amounts.split(",")]
     args.fractions = [float(f) for f in args.fractions.split(",")]
+    if args.ablation and args.seeds == [0, 1, 2]:
+        args.seeds = [0, 1]
     if args.quick:
         args.scenarios, args.seeds, args.seg_steps = "lowshot", [0], args.seg_steps or 200
         args.cache, args.out = args.cache / "quick", args.out / "quick"
@@ -195,10 +369,19 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
     start = time.monotonic()
+    if args.ablation:
+        ablation(args)
+        print(f"wall time {time.monotonic() - start:.0f}s on {machine()['device']} ({machine()['cpu']})")
+        return 0
+    steps = {}
     for name in args.scenarios.split(","):
         report = scenario(args, name, SCENARIOS[name])
+        steps[name] = build_config(
+            ExperimentConfig, yaml.safe_load((report.parent / "config.yaml").read_text())
+        ).train.steps
         print(f"{name}: report {report}")
         print((report.parent / "report.md").read_text().split("\n## ")[1])
+    print(f"headline: {write_headline(args, steps)}")
     print(f"wall time {time.monotonic() - start:.0f}s on {machine()['device']} ({machine()['cpu']})")
     return 0
 

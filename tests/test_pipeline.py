@@ -79,3 +79,23 @@ def test_data_that_cannot_serve_the_chain_stops_it_before_any_training(tmp_path,
     with pytest.raises(DataError, match=message):
         pipeline.run_pipeline(tiny_chain(tmp_path / "run", ARMS, *overrides))
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["data", "log.txt", "stages.json"]
+
+
+def test_hard_maps_and_trust_maps_in_the_chain(tmp_path, tiny_chain):
+    """synth.hard_maps adds renders of the maps the segmenter finds hard; synth.trust_tolerance writes trust maps
+    beside the kept renders, which the experiment's synthetic arms read; summary.md opens with the verdict."""
+    out = tmp_path / "run"
+    pipeline.run_pipeline(
+        tiny_chain(out, "experiment.arms=[synthetic_original]", "synth.hard_maps=1.0", "synth.trust_tolerance=1.25")
+    )
+    lines = [json.loads(x) for x in (out / "synth_original" / "manifest.jsonl").read_text().splitlines()]
+    train = open_dataset(out / "data", "train")
+    per_map = {}
+    for line in lines:
+        per_map[line["source"]] = per_map.get(line["source"], 0) + 1
+    assert sum(per_map.values()) == 2 * len(train) and min(per_map.values()) >= 1  # k=1 each + 1 x N shared out
+    kept = (out / "synth_original" / "keep.txt").read_text().split()
+    trust = json.loads((out / "synth_original" / "trust" / "trust.json").read_text())
+    assert trust["samples"] == len(kept) and trust["tolerance"] == 1.25
+    assert "trust maps ignore" in (out / "log.txt").read_text()
+    assert (out / "summary.md").read_text().split("\n")[2] == "## Verdict"

@@ -152,11 +152,16 @@ class Ledger:
         atomic_write_text(self.path, json.dumps(self.entries, indent=1))
 
 
-def dataset_identity(path: str | Path, keep: str | Path | None = None) -> str | None:
+def dataset_identity(path: str | Path, keep: str | Path | None = None, trust: bool = False) -> str | None:
     """Fingerprint of what a synthesized dataset holds (its manifest, which names every sample's generator hash,
-    map hash and seed) and of the keep list that filters it; None for a dataset without a manifest."""
+    map hash and seed), of the keep list that filters it and, when `trust`, of its trust maps (trust/trust.json's
+    key: the segmenters, tolerance and files they were written with); None for a dataset without a manifest."""
     manifest = Path(path) / "manifest.jsonl"
     if not manifest.is_file():
         return None
     kept = Path(keep).read_text() if keep is not None and Path(keep).is_file() else None
-    return fingerprint(manifest.read_text(), kept)
+    summary = Path(path) / "trust" / "trust.json"
+    trusted = json.loads(summary.read_text()).get("key") if trust and summary.is_file() else None
+    return (
+        fingerprint(manifest.read_text(), kept) if trusted is None else fingerprint(manifest.read_text(), kept, trusted)
+    )

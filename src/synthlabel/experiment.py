@@ -113,7 +113,7 @@ def run_key(cfg: ExperimentConfig, seg_cfg: SegConfig) -> str:
     (a source re-rendered at the same path is another source) and how it is evaluated."""
     synthetic_test = to_dict(cfg.synthetic_test) if cfg.synthetic_test else None
     evaluation = {"split": cfg.eval_split, "synthetic_test": synthetic_test}
-    sources = [dataset_identity(s.path, s.keep) for s in seg_cfg.mix.sources]
+    sources = [dataset_identity(s.path, s.keep, s.trust) for s in seg_cfg.mix.sources]
     return fingerprint(to_dict(seg_cfg), evaluation, sources)
 
 

@@ -279,16 +279,25 @@ def run_gain_experiment(chain: Chain, synth_dirs: dict[str, Path]) -> Path:
     return run_experiment(exp)
 
 
+def report_sections(path: Path) -> dict[str, str]:
+    """{section title: body} of an experiment's report.md (its `## ` sections)."""
+    chunks = path.read_text().split("\n## ")[1:]
+    return {c.split("\n", 1)[0].strip(): c.split("\n", 1)[1].strip() + "\n" for c in chunks if "\n" in c}
+
+
 def write_summary(out: Path, metrics: dict, seconds: float, report: Path | None = None) -> Path:
     analysis = (out / "analysis" / "analysis.md").read_text()
-    parts = [
-        f"# synthlabel run: {out}",
+    parts = [f"# synthlabel run: {out}"]
+    sections = report_sections(report.parent / "report.md") if report is not None else {}
+    if "Verdict" in sections:  # what to do, first
+        parts.append("## Verdict\n\n" + sections["Verdict"])
+    parts += [
         metrics_markdown(metrics, title=f"Real-data segmenter on {metrics['split']}"),
         "## Label distribution vs IoU\n\n" + analysis + "\n\n![frequency vs IoU](analysis/frequency_vs_iou.png)",
     ]
     if report is not None:
-        gain_md = (report.parent / "report.md").read_text().split("\n## ", 2)
-        parts.append("## Gain of synthetic data\n\n" + ("## " + gain_md[1] if len(gain_md) > 1 else ""))
+        headline = next((body for title, body in sections.items() if title.startswith("Headline")), "")
+        parts.append("## Gain of synthetic data\n\n" + headline)
         parts.append(f"Full report: `{report}` (open it in a browser).")
     parts.append(
         f"Outputs: `{out}/segmenter/model` (model), `{out}/eval_{metrics['split']}.json` (metrics), "

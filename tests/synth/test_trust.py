@@ -72,3 +72,11 @@ def test_written_maps_match_the_loss_rule_and_the_mixing_stream_ignores_them(dem
     write_trust_maps(demo_root, [seg_dir], tolerance=1.0)
     assert trust_path(demo_root, "train", ds.records[0].image.name).stat().st_mtime_ns == stamp
     assert write_trust_maps(demo_root, [seg_dir], tolerance=3.0)["untrusted_share"] < summary["untrusted_share"]
+
+
+def test_trust_command_writes_the_maps_and_says_how_many_pixels_it_ignores(demo_root, seg_dir, tmp_path, capsys):
+    synth = Path(shutil.copytree(demo_root, tmp_path / "synthetic"))
+    assert main(["trust", str(synth), "--segmenter", str(seg_dir), "--tolerance", "1.5"]) == 0
+    assert "of labeled pixels not trusted (tolerance 1.5)" in capsys.readouterr().out
+    names = {r.image.stem for r in open_dataset(synth, "train").records}
+    assert {p.stem for p in (synth / "trust" / "train").glob("*.png")} == names

@@ -1,4 +1,4 @@
-"""Generator-side subcommands: train-gen, bank, synth, fidelity, filter."""
+"""Generator-side subcommands: train-gen, bank, synth, fidelity, filter, trust."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from synthlabel.config import GenConfig
 from synthlabel.data.datasets import SegDataset, open_dataset
 from synthlabel.data.subset import read_split_file
 from synthlabel.errors import ConfigError
-from synthlabel.synth.targets import Targets
+from synthlabel.synth.hardness import hard_map_counts
+from synthlabel.synth.targets import Targets, read_iou
 
 # Stage modules are imported inside the commands, for speed only (see synthlabel.cli).
 
@@ -64,7 +65,10 @@ def cmd_synth(a: argparse.Namespace) -> int:
         generator=a.generator, maps=a.maps, conditions=conditions, k=a.k, seed=a.seed, split=a.out_split
     )
     recomposed = _recomposed(a, ds) if a.maps in ("recomposed", "both") else None
-    out = synthesize_from_config(cfg, ds, a.out, recomposed)
+    counts = None
+    if a.hard_maps:  # hard-map resampling from a segmenter's validation IoU (eval-seg's JSON)
+        counts = hard_map_counts(ds, read_iou(a.hard_maps), a.k, a.hard_extra)
+    out = synthesize_from_config(cfg, ds, a.out, recomposed, counts)
     print(f"synthetic dataset written to {out} (manifest.jsonl lists every sample)")
     return 0
 
@@ -89,6 +93,17 @@ def cmd_filter(a: argparse.Namespace) -> int:
     quotas = parse_pairs(a.quota, "--quota") or None
     kept = filter_samples(a.synth, scores, a.threshold, quotas, a.keep_fraction, a.split)
     print(f"kept {len(kept)} of {len(scores)} samples; {Path(a.synth) / 'keep.txt'} works as data.subset.file")
+    return 0
+
+
+def cmd_trust(a: argparse.Namespace) -> int:
+    from synthlabel.synth.trust import write_trust_maps
+
+    r = write_trust_maps(a.synth, a.segmenter, a.tolerance, a.disagreement, a.split, keep=a.keep)
+    print(
+        f"trust maps written to {Path(a.synth) / 'trust'}: {100 * r['untrusted_share']:.1f}% of labeled pixels not "
+        f"trusted (tolerance {a.tolerance:g}); training with this source ignores them"
+    )
     return 0
 
 
@@ -127,6 +142,8 @@ def _add_synth_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--mix-prob", type=float, default=0.0)
     s.add_argument("--conditions", help="comma-separated conditions to render (default: unconditioned)")
     s.add_argument("--k", type=int, default=1, help="renders per map and condition")
+    s.add_argument("--hard-maps", help="eval-seg JSON on validation: extra renders for the maps holding hard classes")
+    s.add_argument("--hard-extra", type=float, default=1.0, help="extra renders per map, shared out by hardness")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=cmd_synth)
 
@@ -149,3 +166,12 @@ def _add_filter_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--quota", nargs="*", help="e.g. Pedestrian=0.8: keep at least 80%% of samples with the class")
     s.add_argument("--split", default="train")
     s.set_defaults(fn=cmd_filter)
+
+    s = sub.add_parser("trust", help="per-pixel trust maps of a synthetic set from real-data segmenter losses")
+    s.add_argument("synth")
+    s.add_argument("--segmenter", nargs="+", required=True, help="real-data segmenter model directories")
+    s.add_argument("--tolerance", type=float, default=1.25, help="untrusted above this x the class's mean loss")
+    s.add_argument("--disagreement", action="store_true", help="also untrusted where the segmenters disagree")
+    s.add_argument("--keep", help="keep.txt of `filter`: maps for these samples only")
+    s.add_argument("--split", default="train")
+    s.set_defaults(fn=cmd_trust)
