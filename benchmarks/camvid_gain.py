@@ -43,7 +43,7 @@ from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ExperimentConfig, build_config, to_dict
 from synthlabel.downstream.workflow import fidelity_report, open_split, select_subset
 from synthlabel.eval.gain import best_by_validation, class_deltas, delta_cell, paired_delta
-from synthlabel.experiment import RunSpec, num_real_images, run_experiment, run_one
+from synthlabel.experiment import RunSpec, adopt_run, num_real_images, run_experiment, run_one
 from synthlabel.runs import setup_logging
 from synthlabel.synth.class_bank import ClassBank
 from synthlabel.synth.filters import filter_samples
@@ -83,10 +83,18 @@ def base_config(data: Path, n: int | None, out: Path, seeds: list[int], extra: l
     }
 
 
+LOWSHOT_CURVE_CACHE = REPO / "benchmarks" / "cache" / "camvid_lowshot" / "curve"
+
+
 def reference(cfg: dict) -> tuple[Path, dict]:
-    """The baseline's first-seed run: (model dir, its val per-class IoU)."""
+    """The baseline's first-seed run: (model dir, its val per-class IoU). camvid_lowshot --curve's run of the same
+    config (N, seed, steps), when this machine has it, is adopted instead of training the same model again."""
     exp_cfg = build_config(ExperimentConfig, cfg)
     arm = exp_cfg.arms[0]
+    n = exp_cfg.data.subset.n
+    curve_run = LOWSHOT_CURVE_CACHE / f"n{n or 'all'}_{exp_cfg.train.steps}st_s{cfg['seeds'][0]}"
+    if curve_run.is_dir():
+        adopt_run(exp_cfg, RunSpec(arm, 0.0, cfg["seeds"][0]), curve_run, num_real_images(exp_cfg))
     run_dir = Path(cfg["out"]) / "runs" / RunSpec(arm, 0.0, cfg["seeds"][0]).key
     record = run_one(exp_cfg, RunSpec(arm, 0.0, cfg["seeds"][0]), run_dir, num_real_images(exp_cfg))
     return run_dir / "model", record["val"]["per_class_iou"]
@@ -158,15 +166,15 @@ def arms(sets: dict[str, Path], amounts, fractions) -> list[dict]:
 
 # The ablation (issue 12): each lever on top of plain renders of the original maps, mixed 1:1 (FreeMask's ratio).
 # name: (synthetic set, source options, mix options, segmenter overrides, the arm with this lever off)
-LEVERS = {
+LEVERS = {  # in the order they run
     "synthetic": ("original", {"trust": False}, {}, [], "real_aug"),
     "trust": ("original", {"trust": True}, {}, [], "synthetic"),
-    "trust_sepbn": ("original", {"trust": True}, {"separate_bn": True}, [], "trust"),
-    "trust_weight": ("original", {"trust": True}, {"synthetic_weight": 0.5}, [], "trust"),
-    "trust_pretrain": ("original", {"trust": True}, {"mode": "pretrain", "pretrain": 0.3}, [], "trust"),
     "trust_hard": ("hard", {"trust": True}, {}, [], "trust"),
     "trust_paste": ("original", {"trust": True}, {},
                     ["train.copy_paste.enabled=true", "train.copy_paste.onto=synthetic"], "trust"),
+    "trust_sepbn": ("original", {"trust": True}, {"separate_bn": True}, [], "trust"),
+    "trust_weight": ("original", {"trust": True}, {"synthetic_weight": 0.5}, [], "trust"),
+    "trust_pretrain": ("original", {"trust": True}, {"mode": "pretrain", "pretrain": 0.3}, [], "trust"),
 }  # fmt: skip
 ABLATION_FRACTION, ABLATION_AMOUNT = 0.5, 4.0
 CURVE = REPO / "benchmarks" / "results" / "camvid_lowshot" / "curve" / "chosen.json"
@@ -180,7 +188,7 @@ def chosen_steps(key: str) -> int:
 
 
 def lever_arms(sets: dict[str, Path], levers: list[str]) -> list[dict]:
-    out = [{"name": "real_aug", "kind": "real_aug"}, {"name": "copy_paste", "kind": "copy_paste"}]
+    out = [{"name": "real_aug", "kind": "real_aug"}]
     for name in levers:
         kind, source, mix, overrides, _ = LEVERS[name]
         path = sets[kind]
@@ -188,7 +196,7 @@ def lever_arms(sets: dict[str, Path], levers: list[str]) -> list[dict]:
         mixing = {"mode": "mixed", "fraction": ABLATION_FRACTION, **mix}
         out.append({"name": name, "kind": "synthetic", "sources": [src], "amounts": [ABLATION_AMOUNT],
                     "mix": mixing, "overrides": overrides})  # fmt: skip
-    return out
+    return [*out, {"name": "copy_paste", "kind": "copy_paste"}]  # last: the levers are what this table is for
 
 
 def ablation(args) -> Path:

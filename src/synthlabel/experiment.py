@@ -161,11 +161,16 @@ def adopt_run(cfg: ExperimentConfig, spec: RunSpec, source_dir: Path, num_real: 
     recorded = source_dir / "config.yaml"
     if target.exists() or not (source_dir / "train_state.pt").is_file() or not recorded.is_file():
         return False
-    if yaml.safe_load(recorded.read_text()) != to_dict(seg_cfg):
+    try:  # read through the schema, so a run recorded before a new field existed matches at that field's default
+        same = to_dict(build_config(SegConfig, yaml.safe_load(recorded.read_text()))) == to_dict(seg_cfg)
+    except ConfigError:
+        return False
+    if not same:
         return False
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source_dir, tmp)
+    atomic_write_text(tmp / "config.yaml", yaml.safe_dump(to_dict(seg_cfg), sort_keys=False))  # today's schema
     stamp(tmp, run_key(cfg, seg_cfg), what=spec.key)
     tmp.rename(target)
     log.info("experiment %s: reusing %s", spec.key, source_dir)
