@@ -249,6 +249,9 @@ class GenTrainConfig(Strict):
     sample_rows: int = Field(4, ge=1)
     sample_columns: int = Field(3, ge=1)  # generated images per row (different z)
     checkpoint_every: int = Field(250, ge=1)
+    # also keep the model (G_ema) at every sample step in models/step_XXXXXX/: for fidelity over training time and
+    # picking a checkpoint by a downstream score instead of the last step
+    keep_models: bool = False
 
 
 class GenConfig(Strict):

@@ -85,6 +85,16 @@ def test_train_generator_writes_model_samples_and_metrics(demo, tmp_path):
     assert np.abs(grid[:h, 2 * (w + 2) : 3 * w + 4].astype(int) - expected).max() <= 1
 
 
+def test_keep_models_saves_a_loadable_model_at_every_sample_step(demo, tmp_path):
+    result = train_generator(tiny(demo, extra=["train.keep_models=true"]), tmp_path / "run")
+    kept = sorted(p.name for p in (tmp_path / "run" / "models").iterdir())
+    assert kept == ["step_000002", "step_000004"]
+    last, _ = load_generator(tmp_path / "run" / "models" / "step_000004")
+    final, _ = load_generator(result.model_dir)
+    assert all(torch.equal(v, final.state_dict()[k]) for k, v in last.state_dict().items())  # the last is model/
+    assert read_model_config(tmp_path / "run" / "models" / "step_000002")["steps"] == 2
+
+
 def test_data_and_config_errors_leave_no_run_dir(demo, tmp_path):
     with pytest.raises(DataError, match=r"\.png: condition '(day|dusk|night|fog)' is not one the generator knows"):
         train_generator(tiny(demo, extra=["conditions=[sunny]"]), tmp_path / "run")

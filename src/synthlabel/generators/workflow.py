@@ -100,12 +100,13 @@ class LabelImageTask:
         condition = None if self.condition_ids is None else self.condition_ids[idx]
         return GANBatch(real, z, label_map=labels, condition=condition, indices=idx)
 
-    def save(self, trainer: GANTrainer) -> None:
-        """model/ (G_ema, rebuildable with load_generator)."""
+    def save(self, trainer: GANTrainer, directory: Path | None = None) -> None:
+        """model/ (G_ema, rebuildable with load_generator), or `directory`."""
         kwargs = generator_kwargs(self.cfg.model, self.spec.num_classes, len(self.conditions), self.size)
         extra = {"size": list(self.size), "steps": trainer.step, "discriminator": self.cfg.model.discriminator.name}
         G_ema = trainer.G_ema.module
-        save_generator(self.model_dir, self.cfg.model.name, kwargs, G_ema, self.spec, self.conditions, extra)
+        target = directory or self.model_dir
+        save_generator(target, self.cfg.model.name, kwargs, G_ema, self.spec, self.conditions, extra)
 
     def snapshot(self, trainer: GANTrainer) -> Path:
         """samples/step_XXXXXX.png: a row per training example, columns label | real | G_ema with different z.
@@ -122,6 +123,8 @@ class LabelImageTask:
         fake = fake.permute(0, 2, 3, 1).reshape(cols, rows, *fake.shape[2:], -1).numpy()  # [cols, rows, H, W, 3]
         real = self.train_set.images[idx].permute(0, 2, 3, 1).numpy()  # [rows, H, W, 3] uint8
         tiles = [[self.spec.colorize(labels[r].numpy()), real[r], *fake[:, r]] for r in range(rows)]
+        if t.keep_models:  # the model of this step too, loadable like model/
+            self.save(trainer, self.model_dir.parent / "models" / f"step_{trainer.step:06d}")
         return write_grid(self.samples_dir / f"step_{trainer.step:06d}.png", tiles)
 
 
