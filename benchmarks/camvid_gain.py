@@ -132,7 +132,8 @@ def synthetic_sets(
             val = open_split(exp_cfg.data, "val")
             report = fidelity_report(seg_dir, target, val, out=target / "fidelity.json")
             filter_samples(target, report["per_sample"], keep_fraction=KEEP)
-        write_trust_maps(target, [seg_dir], TOLERANCE, keep=target / "keep.txt")  # no-op once written
+        val = open_split(exp_cfg.data, "val")  # real images the reference segmenter did not train on
+        write_trust_maps(target, [seg_dir], TOLERANCE, keep=target / "keep.txt", reference=val)  # no-op once written
         kept = len((target / "keep.txt").read_text().split())
         if kept < max(amounts) * len(train):  # a cached set rendered for smaller --amounts would cap them silently
             raise SystemExit(

@@ -191,7 +191,7 @@ def synthetic_data(chain: Chain) -> dict[str, Path]:
         if cfg.synth.trust_tolerance is not None:
             chain.stage(
                 f"trust maps ({kind})",
-                fingerprint(key, chain.keys["train segmenter"], cfg.synth.trust_tolerance),
+                fingerprint(key, chain.keys["train segmenter"], cfg.synth.trust_tolerance, cfg.data.val_split),
                 [synth_dir / "trust"],
                 lambda _, synth_dir=synth_dir: write_trust_maps(
                     synth_dir,

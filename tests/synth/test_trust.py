@@ -43,17 +43,27 @@ def seg_dir(demo_root, tmp_path, tiny_seg):
 
 def test_written_maps_match_the_loss_rule_and_the_mixing_stream_ignores_them(demo_root, seg_dir, tmp_path):
     demo_root = Path(shutil.copytree(demo_root, tmp_path / "synthetic"))  # the shared fixture stays untouched
-    summary = write_trust_maps(demo_root, [seg_dir], tolerance=1.0)
+    real = open_dataset(demo_root, "val")  # the class means come from real images the segmenter never saw
+    summary = write_trust_maps(demo_root, [seg_dir], tolerance=1.0, reference=real)
     ds = open_dataset(demo_root, "train")
     ignore = ds.out_spec.ignore_id
     model = load_segmenter(seg_dir)[0]
     pairs = [ds.read(i) for i in range(len(ds))]
     images = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2)
     labels = torch.from_numpy(np.stack([p[1] for p in pairs]))
-    loss, _ = pixel_losses([model], images, labels, ignore, resolve_precision("auto", "auto"))
+    precision = resolve_precision("auto", "auto")
+    loss, _ = pixel_losses([model], images, labels, ignore, precision)
+    real_pairs = [real.read(i) for i in range(len(real))]
+    real_images = torch.from_numpy(np.stack([p[0] for p in real_pairs])).permute(0, 3, 1, 2)
+    real_labels = torch.from_numpy(np.stack([p[1] for p in real_pairs]))
+    real_loss, _ = pixel_losses([model], real_images, real_labels, ignore, precision)
     labeled = labels != ignore
-    means = torch.tensor([loss[labeled & (labels == c)].mean().item() if (labels == c).any() else 0.0
-                          for c in range(ds.out_spec.num_classes)])  # fmt: skip
+
+    def mean(c: int) -> float:  # the real mean, or the synthetic one for a class the real images lack
+        on_real = real_labels == c
+        return (real_loss[on_real] if on_real.any() else loss[labeled & (labels == c)]).mean().item()
+
+    means = torch.tensor([mean(c) if (labels == c).any() else 0.0 for c in range(ds.out_spec.num_classes)])
     expected = ~labeled | (loss <= means[labels.clamp(0, len(means) - 1)])
     written = np.stack(
         [read_trust(trust_path(demo_root, "train", r.image.name), labels.shape[-2:]) for r in ds.records]
@@ -61,7 +71,9 @@ def test_written_maps_match_the_loss_rule_and_the_mixing_stream_ignores_them(dem
     assert np.mean(written == expected.numpy()) > 0.999  # bf16 rounding may flip a pixel on the limit
     share = 1 - written[labeled.numpy()].mean()
     assert 0 < summary["untrusted_share"] == pytest.approx(share, abs=1e-3)
-    assert json.loads((demo_root / "trust" / "trust.json").read_text())["tolerance"] == 1.0
+    recorded = json.loads((demo_root / "trust" / "trust.json").read_text())
+    assert recorded["tolerance"] == 1.0 and recorded["reference"].endswith("(val)")
+    assert {v["mean_loss_from"] for v in recorded["per_class"].values()} <= {"real", "synthetic"}
 
     source = load_source(SourceConfig(path=str(demo_root)), ds.out_spec, None, seed=0)
     assert torch.equal(source.data.labels, torch.where(torch.from_numpy(written), labels, ignore))
@@ -69,14 +81,16 @@ def test_written_maps_match_the_loss_rule_and_the_mixing_stream_ignores_them(dem
     assert torch.equal(plain.data.labels, labels)
     # a second call with the same settings leaves the maps alone; another tolerance rewrites them
     stamp = trust_path(demo_root, "train", ds.records[0].image.name).stat().st_mtime_ns
-    write_trust_maps(demo_root, [seg_dir], tolerance=1.0)
+    write_trust_maps(demo_root, [seg_dir], tolerance=1.0, reference=real)
     assert trust_path(demo_root, "train", ds.records[0].image.name).stat().st_mtime_ns == stamp
-    assert write_trust_maps(demo_root, [seg_dir], tolerance=3.0)["untrusted_share"] < summary["untrusted_share"]
+    looser = write_trust_maps(demo_root, [seg_dir], tolerance=3.0, reference=real)
+    assert looser["untrusted_share"] < summary["untrusted_share"]
 
 
 def test_trust_command_writes_the_maps_and_says_how_many_pixels_it_ignores(demo_root, seg_dir, tmp_path, capsys):
     synth = Path(shutil.copytree(demo_root, tmp_path / "synthetic"))
-    assert main(["trust", str(synth), "--segmenter", str(seg_dir), "--tolerance", "1.5"]) == 0
+    args = ["trust", str(synth), "--segmenter", str(seg_dir), "--tolerance", "1.5", "--real", str(demo_root)]
+    assert main(args) == 0
     assert "of labeled pixels not trusted (tolerance 1.5)" in capsys.readouterr().out
     names = {r.image.stem for r in open_dataset(synth, "train").records}
     assert {p.stem for p in (synth / "trust" / "train").glob("*.png")} == names

@@ -99,7 +99,8 @@ def cmd_filter(a: argparse.Namespace) -> int:
 def cmd_trust(a: argparse.Namespace) -> int:
     from synthlabel.synth.trust import write_trust_maps
 
-    r = write_trust_maps(a.synth, a.segmenter, a.tolerance, a.disagreement, a.split, keep=a.keep)
+    reference = open_dataset(a.real, a.real_split, class_map=a.class_map) if a.real else None
+    r = write_trust_maps(a.synth, a.segmenter, a.tolerance, a.disagreement, a.split, keep=a.keep, reference=reference)
     print(
         f"trust maps written to {Path(a.synth) / 'trust'}: {100 * r['untrusted_share']:.1f}% of labeled pixels not "
         f"trusted (tolerance {a.tolerance:g}); training with this source ignores them"
@@ -174,4 +175,7 @@ def _add_filter_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--disagreement", action="store_true", help="also untrusted where the segmenters disagree")
     s.add_argument("--keep", help="keep.txt of `filter`: maps for these samples only")
     s.add_argument("--split", default="train")
+    s.add_argument("--real", help="real dataset whose images (unseen in training) set the class-wise mean losses")
+    s.add_argument("--real-split", default="val")
+    s.add_argument("--class-map", help="class map of the real dataset into the synthetic set's classes")
     s.set_defaults(fn=cmd_trust)
