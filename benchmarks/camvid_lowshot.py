@@ -133,17 +133,19 @@ def learning_curve(args, steps: list[int], seeds: list[int]) -> int:
     report the chosen budget's figure without another run."""
     out, cache = args.out / "curve", args.cache / "curve"
     chosen, _ = selected_overrides(args.out / "tune")
-    curves = {}
     for n in [None if n == "all" else int(n) for n in (args.ns if args.ns != "25,50,100,all" else "50,all").split(",")]:
         for st in steps:
             for seed in seeds:
                 name = f"n{n or 'all'}_{st}st_s{seed}"
                 cfg = arm_config(args.data, n, True, seed, chosen + args.set + [f"train.steps={st}"])
-                r = run_arm(name, cfg, out, cache, "val", also=("test",))
-                curves.setdefault(f"n{n or 'all'}", {}).setdefault(st, []).append(r["metrics"]["miou"])
+                run_arm(name, cfg, out, cache, "val", also=("test",))
+    curves: dict[str, dict[int, list[float]]] = {}  # every finished curve run, this invocation's or an earlier one's
+    for path in sorted(out.glob("n*_*st_s*.json")):
+        r = cached(path)
+        curves.setdefault(f"n{r['n'] or 'all'}", {}).setdefault(r["steps"], []).append(r["metrics"]["miou"])
     table, picked = [], {}
     for key, curve in curves.items():
-        means = {st: sum(v) / len(v) for st, v in curve.items()}
+        means = {st: sum(v) / len(v) for st, v in sorted(curve.items())}
         picked[key] = choose_steps(means)
         table += [[key, st, f"{100 * m:.1f}", "<-" if st == picked[key] else ""] for st, m in means.items()]
     text = markdown_table(["N", "steps", "val mIoU %", "chosen"], table)
