@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import yaml
@@ -49,13 +49,19 @@ def describe_diff(old: Mapping, new: Mapping, keys: list[str], limit: int = 6) -
     return ", ".join(shown) + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def check_resume(run_dir: str | Path, config: Mapping) -> None:
+def check_resume(run_dir: str | Path, config: Mapping, normalize: Callable[[dict], dict] | None = None) -> None:
     """Raise ConfigError naming the keys when `run_dir/config.yaml` records a config other than `config`
-    (nothing is written: the run directory keeps describing the model it holds)."""
+    (nothing is written: the run directory keeps describing the model it holds). `normalize` reads the recorded
+    config through the schema first, so a run recorded before a field existed matches at that field's default."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         return
     recorded = yaml.safe_load(path.read_text()) or {}
+    if normalize is not None:
+        try:
+            recorded = normalize(recorded)
+        except ConfigError:
+            pass  # not valid under today's schema: compared as written, so the keys that differ are named
     keys = config_diff(recorded, json.loads(json.dumps(dict(config), default=str)))
     if keys:
         raise ConfigError(

@@ -9,7 +9,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +102,14 @@ def environment(device: torch.device | str | None = None) -> dict:
 class Run:
     """A run directory: `config.yaml` (resolved, written first), `env.json`, `log.txt`, `metrics.jsonl`."""
 
-    def __init__(self, path: str | Path, config: dict | None = None, resume: bool = False, log_file: bool = True):
+    def __init__(
+        self,
+        path: str | Path,
+        config: dict | None = None,
+        resume: bool = False,
+        log_file: bool = True,
+        normalize: Callable[[dict], dict] | None = None,
+    ):
         self.path = Path(path)
         if self.path.exists() and any(self.path.iterdir()) and not resume and (self.path / "config.yaml").exists():
             raise ConfigError(
@@ -110,7 +117,7 @@ class Run:
             )
         self.path.mkdir(parents=True, exist_ok=True)
         if config is not None and resume:
-            check_resume(self.path, config)  # before anything is written: the dir keeps describing its model
+            check_resume(self.path, config, normalize)  # before anything is written: the dir keeps describing its model
         if config is not None:
             atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         if log_file:  # off for a run nested in a study, whose log.txt must keep the log

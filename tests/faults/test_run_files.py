@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+import yaml
 
 from synthlabel import checkpoint as ckpt
 from synthlabel.cli import main
@@ -62,3 +63,16 @@ def test_refused_resume_keeps_config_yaml(demo_root, tmp_path, tiny_seg, capsys)
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "model.width" in err and len(err.splitlines()) == 1
     assert (out / "config.yaml").read_bytes() == recorded  # the run dir still describes the model it holds
+
+
+def test_resume_of_a_run_recorded_before_a_config_field_existed(demo_root, tmp_path, tiny_seg):
+    """A run whose config.yaml lacks a field added since (at its default) resumes; a real change is still refused."""
+    out = tmp_path / "seg"
+    args = ["train-seg", *tiny_seg(demo_root, steps=2), "--out", str(out)]
+    assert main(args) == 0
+    recorded = yaml.safe_load((out / "config.yaml").read_text())
+    del recorded["mix"]["separate_bn"]  # as an older synthlabel wrote it
+    (out / "config.yaml").write_text(yaml.safe_dump(recorded, sort_keys=False))
+    assert main([*args, "--resume"]) == 0
+    changed = ["train-seg", *tiny_seg(demo_root, steps=2), "mix.separate_bn=true", "--out", str(out), "--resume"]
+    assert main(changed) == 2

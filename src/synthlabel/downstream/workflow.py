@@ -9,7 +9,7 @@ from pathlib import Path
 
 from synthlabel import distributed
 from synthlabel.checkpoint import atomic_write_text
-from synthlabel.config import DataConfig, HoldoutConfig, SegConfig, to_dict
+from synthlabel.config import DataConfig, HoldoutConfig, SegConfig, build_config, to_dict
 from synthlabel.data.classes import ClassSpec
 from synthlabel.data.datasets import SegDataset, has_split, open_dataset
 from synthlabel.data.sample import TensorSet
@@ -71,7 +71,7 @@ def load_training_data(data: DataConfig, run_dir: Path | None = None) -> tuple[T
 
 def open_run(cfg, data: DataConfig, run_dir: Path, resume: bool) -> Run:
     """Create (or reopen with resume) a training run dir for `cfg`, recording the low-shot subset it uses."""
-    run = Run(run_dir, to_dict(cfg), resume=resume)
+    run = Run(run_dir, to_dict(cfg), resume=resume, normalize=lambda d: to_dict(build_config(type(cfg), d)))
     if data.subset.n is not None or data.subset.file:
         select_subset(open_split(data, data.train_split), data, run_dir)
     return run
