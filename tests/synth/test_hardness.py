@@ -13,7 +13,7 @@ import torch
 from synthlabel.data.toy import DEMO_CONDITIONS, demo_spec, sample_scene
 from synthlabel.generators.io import save_generator
 from synthlabel.registry import GENERATORS
-from synthlabel.synth.hardness import class_hardness, map_hardness, render_counts
+from synthlabel.synth.hardness import class_hardness, hard_map_counts, hardness_rank, map_hardness, render_counts
 from synthlabel.synth.synthesize import LabelSource, synthesize
 
 
@@ -33,6 +33,7 @@ def test_harder_maps_are_drawn_more_often():
     # 25 spare renders shared 1:5:0 -> 4.17, 20.83, 0 -> floors 4, 20 and the last one to the larger remainder
     assert counts == [1 + 4, 1 + 21, 1] and sum(counts) == 28
     assert render_counts(np.zeros(3), 7) == [3, 2, 2]  # no signal: shared evenly, remainders to the first
+    assert hardness_rank(np.array([0.5, 0.1, 0.5, 0.9])).tolist() == [2.5, 1.0, 2.5, 4.0]
     with pytest.raises(ValueError, match="at least 2"):
         render_counts(scores, total=5, minimum=2)
 
@@ -48,6 +49,19 @@ def generator_dir(tmp_path):
 @pytest.fixture
 def maps():
     return [LabelSource(sample_scene(s, (32, 48)).label, f"m{s}.png") for s in range(3)]
+
+
+def test_hard_map_counts_spread_renders_by_rank(tmp_path):
+    from synthlabel.data.datasets import open_dataset
+    from synthlabel.data.toy import make_demo_dataset
+
+    ds = open_dataset(make_demo_dataset(tmp_path / "d", n_train=10, n_val=0, n_test=0, size=(32, 48)), "train")
+    spec = ds.out_spec
+    iou = {n: 0.9 for n in spec.names} | {"pedestrian": 0.05, "pole": 0.1}
+    counts = hard_map_counts(ds, iou, k=1, extra=2.0)
+    assert sum(counts) == 30 and min(counts) >= 1
+    hard = map_hardness([ds.read_label(i) for i in range(len(ds))], class_hardness(iou, spec))
+    assert counts[int(np.argmax(hard))] > counts[int(np.argmin(hard))]  # the hardest map gets more than the easiest
 
 
 def test_per_map_counts_in_synthesize(generator_dir, maps, tmp_path):

@@ -1,14 +1,18 @@
 """Hard-map resampling (after FreeMask's hardness-aware re-sampling): render more images of the label maps that hold
 what the real-data segmenter gets wrong. A class's hardness is 1 - its validation IoU (the same signal that aims
 recomposition, `Targets.from_iou`); a map's hardness is the mean hardness of the classes present in it, each class
-counted once, so a map with a small pedestrian counts that pedestrian as much as its road. Render counts are
-proportional to hardness, at least `minimum` per map, summing exactly to the total asked for."""
+counted once, so a map with a small pedestrian counts that pedestrian as much as its road. Maps are then ranked by
+hardness and the extra renders shared out in proportion to the rank (FreeMask's re-sampling gives the i-th easiest
+of N masks about 1 + 20 i / N renders): most maps hold most classes, so hardness itself varies little between
+maps, and shares proportional to it would hardly differ; the rank spreads them from none to twice the mean. At
+least `minimum` renders per map; the counts sum exactly to the total asked for."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from scipy.stats import rankdata
 
 from synthlabel.data.classes import ClassSpec
 from synthlabel.data.datasets import SegDataset
@@ -49,8 +53,13 @@ def render_counts(scores: np.ndarray, total: int, minimum: int = 1) -> list[int]
     return [int(c) + minimum for c in counts]
 
 
+def hardness_rank(scores: np.ndarray) -> np.ndarray:
+    """[N] 1 for the easiest map .. N for the hardest (ties share their mean rank)."""
+    return rankdata(np.asarray(scores, dtype=np.float64), method="average")
+
+
 def hard_map_counts(dataset: SegDataset, per_class_iou: Mapping[str, float | None], k: int, extra: float) -> list[int]:
-    """Renders per label map of `dataset`: k each, plus round(extra x N) more shared out by map hardness."""
+    """Renders per label map of `dataset`: k each, plus round(extra x N) more shared out by hardness rank."""
     maps = [dataset.read_label(i) for i in range(len(dataset))]
     scores = map_hardness(maps, class_hardness(per_class_iou, dataset.out_spec))
-    return render_counts(scores, k * len(maps) + round(extra * len(maps)), minimum=k)
+    return render_counts(hardness_rank(scores), k * len(maps) + round(extra * len(maps)), minimum=k)
