@@ -209,9 +209,10 @@ def ablation(args) -> Path:
     unknown = sorted(set(levers) - set(LEVERS))
     if unknown:
         raise SystemExit(f"unknown levers {unknown}; known: {list(LEVERS)}")
-    levers = list(dict.fromkeys([*levers, *(LEVERS[x][4] for x in levers if LEVERS[x][4] in LEVERS)]))
+    if not args.only:  # each lever's "off" arm too (--only: exactly the levers named, e.g. a second process)
+        levers = list(dict.fromkeys([*levers, *(LEVERS[x][4] for x in levers if LEVERS[x][4] in LEVERS)]))
     results = args.out / "ablation"
-    for i in range(1, len(args.seeds) + 1):  # seed-major: a partial run covers every lever
+    for i in range(1, len(args.seeds) + 1 if not args.summarize else 1):  # seed-major: a partial run covers all
         cfg = base_config(args.data, 50, out / "experiment", args.seeds[:i], [f"train.steps={steps}"])
         cfg["select_seeds"] = None
         restore_runs(results, out / "experiment")
@@ -221,17 +222,24 @@ def ablation(args) -> Path:
         kinds = tuple(sorted({LEVERS[x][0] for x in levers}))
         sets = synthetic_sets(cfg, gen_dir, seg_dir, val_iou, out, [ABLATION_AMOUNT], kinds)
         cfg["arms"] = lever_arms(sets, levers)
-        report = run_experiment(build_config(ExperimentConfig, cfg))
+        run_experiment(build_config(ExperimentConfig, cfg))
         publish(out / "experiment", results, time.monotonic() - start, gen_dir)
-    table = ablation_table(out / "experiment" / "results.jsonl", levers, steps)
+    publish(out / "experiment", results, time.monotonic() - start, args.generator_cache)
+    table = ablation_table(results / "runs", [x for x in LEVERS if (results / "runs" / x).is_dir()], steps)
     atomic_write_text(results / "ablation.md", table)
     print(table)
-    return report
+    return results / "ablation.md"
 
 
-def ablation_table(results: Path, levers: list[str], steps: int) -> str:
-    """Val Δ mIoU and Δ rare IoU of every arm vs real_aug and vs the same arm with its lever off, paired by seed."""
-    records = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+def finished_runs(runs: Path) -> list[dict]:
+    """Every finished run's record under runs/<arm>/<cell>/result.json (published or cached)."""
+    return [json.loads(p.read_text()) for p in sorted(runs.glob("*/*/result.json"))]
+
+
+def ablation_table(runs: Path, levers: list[str], steps: int) -> str:
+    """Val Δ mIoU and Δ rare IoU of every arm vs real_aug and vs the same arm with its lever off, paired by seed,
+    from the finished runs (a partial profile gives a partial table)."""
+    records = finished_runs(runs)
     by_arm: dict[str, dict[int, dict]] = {}
     for r in records:
         by_arm.setdefault(r["arm"], {})[r["seed"]] = r["val"]
@@ -362,6 +370,8 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true", help="low-shot, seed 0, 200-step schedules (smoke run)")
     p.add_argument("--ablation", action="store_true", help="N=50, seeds 0,1: every lever on and off, on val")
     p.add_argument("--levers", help=f"ablation levers (default: all of {','.join(LEVERS)})")
+    p.add_argument("--only", action="store_true", help="ablation: only the levers named, not their 'off' arms")
+    p.add_argument("--summarize", action="store_true", help="ablation: publish finished runs and the table only")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.amounts = [float(a) for a in args.amounts.split(",")]
