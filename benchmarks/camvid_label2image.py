@@ -8,6 +8,8 @@ skipped on re-run; a generator killed mid-training resumes from benchmarks/cache
 
     python benchmarks/camvid_label2image.py --quick     # spade, N=all, 300 steps
     python benchmarks/camvid_label2image.py             # full profile: {spade, pix2pix} x N in {all, 50}
+    python benchmarks/camvid_label2image.py --generators spade --ns all --set model.discriminator.name=oasis \
+        train.keep_models=true                          # one variant, with its fidelity-over-training-time curve
 
 Full profile on 2 CPU cores: per arm at most ~45 min of training (STEPS) and ~3-5 min of evaluation, about 3.5 h for
 the four arms, plus ~10 min for the reference segmenter unless camvid_lowshot's N=all arm has finished.
@@ -51,6 +53,7 @@ from synthlabel.generators.io import generator_spec, load_generator
 from synthlabel.generators.sampling import render, seeded_noise
 from synthlabel.generators.workflow import train_generator
 from synthlabel.runs import setup_logging
+from synthlabel.synth.checkpoints import kept_models
 from synthlabel.synth.synthesize import label_sources_from_dataset, synthesize
 from synthlabel.tables import MISSING, fmt_pct, markdown_table
 
@@ -151,12 +154,7 @@ def train_arm(cfg: GenConfig, run_dir: Path) -> dict:
     """Train (or resume) a generator. Training time survives resumes: it is summed from the logged step times."""
     resumed = (run_dir / "config.yaml").exists()
     result = train_generator(cfg, run_dir, resume=resumed)
-    step_seconds, last = 0.0, 0
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line) if line.strip() else {}
-        if "sec_per_step" in row:
-            step_seconds += row["sec_per_step"] * (row["step"] - last)
-            last = row["step"]
+    step_seconds = max(training_seconds(run_dir).values(), default=0.0)
     return {
         "model_dir": str(result.model_dir),
         "steps": result.steps,
@@ -262,6 +260,35 @@ def evaluate_arm(generator_dir: Path, cfg: GenConfig, bench: Bench, eval_dir: Pa
     }
 
 
+def training_seconds(run_dir: Path) -> dict[int, float]:
+    """{step: training seconds up to it} from the logged step times of a generator run."""
+    out, total, last = {}, 0.0, 0
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if "sec_per_step" in row:
+            total += row["sec_per_step"] * (row["step"] - last)
+            last = row["step"]
+            out[last] = total
+    return out
+
+
+def fidelity_curve(run_dir: Path, bench: Bench, eval_dir: Path) -> list[dict]:
+    """Test-map label fidelity (overall and of the thin classes) and diversity of every model kept during training
+    (train.keep_models), against training time: the fidelity-over-training-time curve."""
+    seconds = training_seconds(run_dir)
+    points = []
+    for step, model in kept_models(run_dir).items():
+        cell = eval_dir / f"curve_step_{step:06d}"
+        report = fidelity_report(bench.segmenter_dir, synthesize_own_conditions(model, bench.test, cell), bench.test)
+        thin = {c: report["per_class_fidelity"].get(c) for c in ("Pole", "Pedestrian", "Bicyclist")}
+        div = condition_and_diversity(model, bench)["diversity"]["value"]
+        at = max((s for s in seconds if s <= step), default=0)
+        points.append({"step": step, "train_seconds": round(seconds.get(at, 0.0), 1), "fidelity": report["fidelity"],
+                       "thin": thin, "diversity": div})  # fmt: skip
+        print(f"  step {step}: fidelity {_num(report['fidelity'])}, diversity {_num(div)}")
+    return points
+
+
 def run_arm(name: str, cfg: GenConfig, bench: Bench) -> dict:
     result_path = bench.out / f"{name}.json"
     if (done := cached(result_path)) is not None and "fidelity_train_maps" in done:
@@ -280,6 +307,8 @@ def run_arm(name: str, cfg: GenConfig, bench: Bench) -> dict:
         **evaluate_arm(Path(train["model_dir"]), cfg, bench, run_dir / "eval"),
         "wall_seconds": round(time.monotonic() - start, 1),
     }
+    if cfg.train.keep_models:  # --set train.keep_models=true: fidelity over training time
+        result["fidelity_curve"] = fidelity_curve(run_dir, bench, run_dir / "eval")
     save_result(result_path, result)
     print(f"[done] {name}: fidelity {_num(result['fidelity']['ratio'])} ({result['wall_seconds']:.0f}s)")
     return result
