@@ -238,6 +238,9 @@ class GenTrainConfig(Strict):
     feature_matching: float = Field(10.0, ge=0.0)  # patch discriminators only
     r1_gamma: float = Field(0.0, ge=0.0)  # 0 = off: spectral norm already bounds D
     r1_interval: int = Field(16, ge=1)
+    # OASIS's LabelMix (segmentation discriminators only): D on a real/fake mix by classes must give the same mix
+    # of its outputs on real and fake; weight of that consistency term in Dmain (OASIS: 10). 0 = off
+    label_mix: float = Field(0.0, ge=0.0)
     flip: bool = True  # random horizontal flip of image + label map
     augment: GenAugmentConfig = Field(default_factory=GenAugmentConfig)
     ema_decay: float = Field(0.999, ge=0.0, le=1.0)

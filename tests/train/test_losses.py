@@ -136,6 +136,29 @@ def test_phases_train_the_right_network(d_name):
     assert sum(float(p.grad.abs().sum()) for p in D.parameters() if p.grad is not None) > 0
 
 
+def test_label_mix_is_zero_for_a_discriminator_that_mixes_its_outputs_like_its_inputs():
+    """A D that is the identity per pixel (output = the image's channels) gives exactly the mixed target: the loss
+    is 0; a real D gives a positive, differentiable term; a patch D refuses the option."""
+    G, D = tiny_pair("oasis")
+    loss = losses.LabelImageLoss(G, D, K, IGNORE, augment=DiffAugment(ignore_index=IGNORE), label_mix=10.0)
+    b = batch()
+    with torch.no_grad():
+        fake = loss.generate(b)
+    params = loss.augment_params(b, b.real)
+    identity = losses.LabelImageLoss(G, D, K, IGNORE, augment=None, label_mix=10.0)
+    identity.run_D = lambda image, label_map, condition, params: (image, label_map)
+    assert identity.label_mix_loss(b, fake, b.real, fake, None).item() == pytest.approx(0.0, abs=1e-7)
+    real_out, _ = loss.run_D(b.real, b.label_map, b.condition, params)
+    fake_out, _ = loss.run_D(fake, b.label_map, b.condition, params)
+    term = loss.label_mix_loss(b, fake, real_out, fake_out, params)
+    term.backward()
+    assert term.item() > 0 and any(p.grad is not None for p in D.parameters())
+    d, stats = loss("Dmain", batch())
+    assert stats["D/label_mix"] > 0 and torch.isfinite(d)
+    with pytest.raises(ValueError, match="segmentation discriminator"):
+        losses.LabelImageLoss(*tiny_pair("patchgan"), K, IGNORE, label_mix=1.0)
+
+
 def test_augment_params_are_drawn_for_the_global_batch_and_sliced():
     """A rank's rows get the parameters a single process would give them (same draws, same RNG state after)."""
     G, D = tiny_pair("patchgan")

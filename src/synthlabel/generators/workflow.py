@@ -151,7 +151,7 @@ def label_trainer(
     augment = DiffAugment(a.policy, a.p, a.adaptive, a.target, a.ada_images, ignore_index=spec.ignore_id)
     loss = LabelImageLoss(
         G, D, spec.num_classes, spec.ignore_id, augment if a.policy else None, adversarial=t.adversarial,
-        feature_matching=t.feature_matching, r1_gamma=t.r1_gamma, r1_interval=t.r1_interval,
+        feature_matching=t.feature_matching, r1_gamma=t.r1_gamma, r1_interval=t.r1_interval, label_mix=t.label_mix,
     )  # fmt: skip
     task = LabelImageTask(cfg, train, spec, conditions, G.z_dim, run_dir)
     options = GANOptions(

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthlabel.nn.labels import one_hot
-from synthlabel.train.augment import AugmentParams, DiffAugment
+from synthlabel.train.augment import AugmentParams, DiffAugment, translate
 from synthlabel.train.batch import GANBatch
 
 PatchOutput = list[list[torch.Tensor]]  # per scale: [features..., logits [B, 1, h, w]]
@@ -167,11 +167,15 @@ class LabelImageLoss(GANLoss):
         feature_matching: float = 10.0,
         r1_gamma: float = 0.0,
         r1_interval: int = 16,
+        label_mix: float = 0.0,
     ):
         super().__init__(generator, discriminator, augment, r1_gamma, r1_interval)
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.adversarial, self.feature_matching = adversarial, feature_matching
         self.segmentation = discriminator.kind == "segmentation"
+        if label_mix > 0 and not self.segmentation:
+            raise ValueError("label_mix needs a segmentation discriminator (oasis); a patch discriminator has none")
+        self.label_mix = label_mix
 
     def run_D(self, image, label_map, condition, params):
         """Augment image + label ids with `params`, then D. Returns (D output, augmented label ids)."""
@@ -209,12 +213,31 @@ class LabelImageLoss(GANLoss):
         params = self.augment_params(batch, batch.real)
         real_out, aug_labels = self.run_D(batch.real, batch.label_map, batch.condition, params)
         fake_out, _ = self.run_D(fake, batch.label_map, batch.condition, params)
+        stats = {}
         if self.segmentation:
             loss = oasis_d_loss(real_out, fake_out, aug_labels, self.ignore_index)
+            if self.label_mix > 0:
+                mix = self.label_mix_loss(batch, fake, real_out, fake_out, params)
+                loss = loss + self.label_mix * mix
+                stats["D/label_mix"] = mix.item()
         else:
             loss = patch_d_loss(real_out, fake_out, self.adversarial)
         real_sign = realness(real_out).sign().mean().item()
-        return loss, {"D/loss": loss.item(), "D/real_sign": real_sign}
+        return loss, {"D/loss": loss.item(), "D/real_sign": real_sign, **stats}
+
+    def label_mix_loss(self, batch: GANBatch, fake, real_out, fake_out, params) -> torch.Tensor:
+        """OASIS's LabelMix: each class of a sample's label map is taken from the real or the fake image by a coin
+        (drawn for the global batch); D's output on the mix must equal the same mix of its outputs on real and fake
+        (mean squared difference), which makes D attend to the class regions and their borders."""
+        coins = torch.rand(batch.global_size, self.num_classes + 1)[batch.rows].to(fake.device) < 0.5
+        ids = torch.where(batch.label_map == self.ignore_index, self.num_classes, batch.label_map)
+        from_real = torch.gather(coins, 1, ids.flatten(1)).view_as(ids)[:, None].to(fake.dtype)  # [B, 1, H, W]
+        mixed = from_real * batch.real + (1 - from_real) * fake
+        mixed_out, _ = self.run_D(mixed, batch.label_map, batch.condition, params)
+        if params is not None and params.translation.any():  # the mask moves with the image (colour and cutout
+            from_real = translate(from_real, params.translation, 0.0)  # act on both sides alike)
+        target = from_real * real_out + (1 - from_real) * fake_out
+        return F.mse_loss(mixed_out.float(), target.float())
 
     def d_reg(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Dreg: R1 on real images (gradient taken through the augmentation, w.r.t. the un-augmented image)."""
