@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -242,6 +242,9 @@ class GenTrainConfig(Strict):
     # of its outputs on real and fake; weight of that consistency term in Dmain (OASIS: 10). 0 = off
     label_mix: float = Field(0.0, ge=0.0)
     flip: bool = True  # random horizontal flip of image + label map
+    # random zoom-in of image + label map together (a scale-crop, same geometry for both), e.g. [1.0, 1.3]: more
+    # layouts from a few labeled images; (1, 1) = off
+    zoom: tuple[Annotated[float, Field(ge=1.0)], Annotated[float, Field(ge=1.0)]] = (1.0, 1.0)
     augment: GenAugmentConfig = Field(default_factory=GenAugmentConfig)
     ema_decay: float = Field(0.999, ge=0.0, le=1.0)
     precision: Literal["auto", "bf16", "fp32"] = "auto"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from synthlabel.config import GenConfig, build_config, to_dict
 from synthlabel.data.classes import ClassInfo, ClassSpec
@@ -71,6 +72,25 @@ def test_batch_is_pure_function_of_seed_and_step_with_paired_flips(tmp_path):
     assert flipped > 0 and unflipped > 0 and flipped + unflipped == 24
     no_flip = make_trainer(tmp_path / "c", ["train.flip=false"])
     assert all(torch.equal(no_flip.batch(s).label_map, data.labels[no_flip.batch(s).indices]) for s in range(12))
+
+
+def test_zoom_warps_image_and_label_map_together(tmp_path):
+    plain = make_trainer(tmp_path / "a", ["train.flip=false"])
+    zoomed = make_trainer(tmp_path / "b", ["train.flip=false", "train.zoom=[1.5, 1.5]"])
+    a, b = plain.batch(2), zoomed.batch(2)
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.z, b.z)  # the zoom draws after indices, flips, z
+    assert not torch.equal(a.label_map, b.label_map)  # zoomed in
+    labeled = b.label_map != SPEC.ignore_id
+    assert labeled.all()  # zoom-in stays inside the image: no pixel comes from outside it
+    # image and label map keep the same geometry: away from label borders (where bilinear blends the image), each
+    # zoomed pixel still has its label's colour
+    lab = b.label_map[:, None].float()
+    uniform = (F.max_pool2d(lab, 5, 1, 2) == -F.max_pool2d(-lab, 5, 1, 2))[:, 0]
+    agree = (to_uint8(b.real)[:, 0].long() - (b.label_map * 60 + 30)).abs() <= 1
+    unzoomed = (to_uint8(b.real)[:, 0].long() - (a.label_map * 60 + 30)).abs() <= 1  # the wrong geometry
+    assert uniform.float().mean() > 0.2 and agree[uniform].float().mean() > 0.95
+    assert unzoomed[uniform].float().mean() < 0.8
+    assert torch.equal(zoomed.batch(2).label_map, b.label_map)
 
 
 @pytest.mark.parametrize("discriminator", conditioned_on(DISCRIMINATORS, "label_map"))

@@ -17,6 +17,7 @@ from synthlabel import distributed
 from synthlabel.config import GenConfig
 from synthlabel.data.classes import ClassSpec
 from synthlabel.data.sample import TensorSet, to_float, to_uint8
+from synthlabel.data.transforms import apply_geometry, sample_geometry
 from synthlabel.downstream.workflow import load_training_data, open_run
 from synthlabel.errors import DataError
 from synthlabel.generators.build import build_networks, check_networks, generator_kwargs
@@ -97,6 +98,9 @@ class LabelImageTask:
         real = torch.where(flip[:, None, None, None], real.flip(-1), real)
         labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
         z = torch.randn(t.batch_size, self.z_dim, generator=g)
+        if tuple(t.zoom) != (1.0, 1.0):  # drawn last and only when on: runs without it keep their stream
+            params = sample_geometry(t.batch_size, False, tuple(t.zoom), g)
+            real, labels = apply_geometry(real, labels, params, self.spec.ignore_id)
         condition = None if self.condition_ids is None else self.condition_ids[idx]
         return GANBatch(real, z, label_map=labels, condition=condition, indices=idx)
 
