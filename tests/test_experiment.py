@@ -97,6 +97,8 @@ def test_experiment_end_to_end_caches_and_reports(demo_root, synth_root, tmp_pat
         assert check.ok and check.images_total >= 3, check
     md = (out / "report.md").read_text()
     assert "Amount sweep" in md and "synthetic_test" in md
+    assert "## Per condition (test mIoU" in md  # the demo's test images hold several conditions
+    assert all("per_condition" in r["eval"]["real_test"] for r in results)
 
     def no_training(*a, **k):
         raise AssertionError("a finished run was trained again")

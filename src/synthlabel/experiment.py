@@ -104,8 +104,8 @@ def _evaluate(cfg: ExperimentConfig, model_dir: Path, run_dir: Path) -> dict:
         evals["synthetic_test"] = evaluate_segmenter(
             model_dir, s.path, s.split, s.layout, d.size, s.class_map, out=run_dir / "eval_synthetic_test.json"
         )
-    keep = ("miou", "pixel_accuracy", "mean_accuracy", "per_class_iou", "class_names")
-    return {k: {m: v[m] for m in keep} for k, v in evals.items()}
+    keep = ("miou", "pixel_accuracy", "mean_accuracy", "per_class_iou", "class_names", "per_condition")
+    return {k: {m: v[m] for m in keep if m in v} for k, v in evals.items()}
 
 
 def run_key(cfg: ExperimentConfig, seg_cfg: SegConfig) -> str:

@@ -154,3 +154,31 @@ def test_table_helpers():
     assert lines[3].endswith("— |")
     with pytest.raises(ValueError):
         markdown_table(["a", "b"], [["only one"]])
+
+
+def test_per_condition_metrics_on_a_hand_made_case():
+    """Two day images predicted perfectly, one dusk image half wrong: the overall mIoU mixes them, per_condition
+    tells them apart; one condition only adds nothing."""
+    from synthlabel.data.classes import ClassInfo, ClassSpec
+    from synthlabel.data.sample import TensorSet
+    from synthlabel.eval.segmentation import evaluate
+
+    spec = ClassSpec((ClassInfo(0, "a", (0, 0, 0)), ClassInfo(1, "b", (1, 1, 1))), 255)
+    labels = torch.zeros(3, 4, 4, dtype=torch.long)
+    labels[:, :, 2:] = 1
+    images = torch.zeros(3, 3, 4, 4, dtype=torch.uint8)
+    images[:2, 0][labels[:2] == 1] = 255  # day: the red channel shows the class
+    images[2, 0, :2] = 255  # dusk: the top half looks like class b
+    meta = [{"condition": "day"}, {"condition": "day"}, {"condition": "dusk"}]
+
+    class RedIsB(torch.nn.Module):
+        def forward(self, x):  # logits: class b where the red channel is high
+            return torch.stack([-x[:, 0], x[:, 0]], dim=1)
+
+    m = evaluate(RedIsB(), TensorSet(images, labels, meta), spec)
+    day, dusk = m["per_condition"]["day"], m["per_condition"]["dusk"]
+    assert day["miou"] == pytest.approx(1.0) and day["images"] == 2
+    # dusk: pred b on the top half (4 a-pixels wrong, 4 b right), a on the bottom half (4 a right, 4 b wrong)
+    assert dusk["miou"] == pytest.approx((4 / 12 + 4 / 12) / 2) and dusk["images"] == 1
+    assert day["miou"] > m["miou"] > dusk["miou"]
+    assert "per_condition" not in evaluate(RedIsB(), TensorSet(images[:2], labels[:2], meta[:2]), spec)

@@ -82,13 +82,31 @@ def evaluate(
     batch_size: int = 16,
     desc: str = "eval",
 ) -> dict:
-    """One confusion matrix of the model's predictions over `data` -> `metrics_from_confusion` dict."""
+    """One confusion matrix of the model's predictions over `data` -> `metrics_from_confusion` dict. When the images
+    hold more than one condition (meta "condition", e.g. day / dusk), "per_condition" adds each condition's own
+    metrics (mIoU, pixel accuracy, per-class IoU, images): a gain on one condition can hide a loss on another."""
     precision = precision or resolve_precision("auto", "auto")
     cm = ConfusionMatrix(spec.num_classes, spec.ignore_id)
+    conditions = [(m.get("condition") or "unknown") for m in data.meta]
+    per = {c: ConfusionMatrix(spec.num_classes, spec.ignore_id) for c in sorted(set(conditions))}
     for i in progress(range(0, len(data), batch_size), desc=desc):
         batch = slice(i, i + batch_size)
-        cm.update(predict(model, data.images[batch], precision, batch_size), data.labels[batch])
-    return cm.compute(spec.names)
+        preds, labels = predict(model, data.images[batch], precision, batch_size), data.labels[batch]
+        cm.update(preds, labels)
+        if len(per) > 1:
+            for j, c in enumerate(conditions[batch]):
+                per[c].update(preds[j : j + 1], labels[j : j + 1])
+    metrics = cm.compute(spec.names)
+    if len(per) > 1:
+        metrics["per_condition"] = {
+            c: {**{k: v for k, v in m.compute(spec.names).items() if k in CONDITION_KEYS},
+                "images": conditions.count(c)}
+            for c, m in per.items()
+        }  # fmt: skip
+    return metrics
+
+
+CONDITION_KEYS = ("miou", "pixel_accuracy", "per_class_iou")
 
 
 def _resolve_names(class_names: Sequence[str] | None, k: int) -> list[str]:
@@ -185,4 +203,7 @@ def metrics_markdown(metrics_or_aggregate: dict, title: str | None = None) -> st
         f"mean accuracy {cell(m['mean_accuracy'])}{suffix}"
     )
     parts = ([f"### {title}", ""] if title else []) + [table, "", summary]
+    if m.get("per_condition"):
+        rows = [[c, v["images"], cell(v["miou"]), cell(v["pixel_accuracy"])] for c, v in m["per_condition"].items()]
+        parts += ["", markdown_table(["condition", "images", "mIoU %", "pixel accuracy %"], rows)]
     return "\n".join(parts) + "\n"

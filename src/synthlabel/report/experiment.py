@@ -89,6 +89,25 @@ def source_grid(source_path: str, split: str, layout: str, size) -> bytes | None
     return plots.sample_grid(data.images, data.labels, palette, nrow=4, alpha=0.35)
 
 
+def per_condition_markdown(real: Sequence[Mapping]) -> str:
+    """Test mIoU per condition (day, dusk, ...) of every (arm, amount), mean ± std over seeds; "" when the test
+    images hold one condition only."""
+    cells: dict[tuple[str, float], dict[str, list[float]]] = {}
+    for r in real:
+        for c, m in (r["metrics"].get("per_condition") or {}).items():
+            cells.setdefault((r["arm"], r["amount"]), {}).setdefault(c, []).append(m["miou"])
+    if not cells:
+        return ""
+    names = sorted({c for v in cells.values() for c in v})
+    rows = []
+    for (arm, amount), by in cells.items():
+        values = [gain.stats(by.get(c, [])) for c in names]
+        rows.append(
+            [arm, f"{amount:g}", *[MISSING if v is None else fmt_mean_std(v["mean"], v["std"]) for v in values]]
+        )
+    return markdown_table(["arm", "synthetic ×", *names], rows) + "\n"
+
+
 def budget_line(records: Sequence[Mapping]) -> str:
     """Each arm's training budget and how many real samples it saw (the fair-budget protocol, docs/experiments.md)."""
     per_arm: dict[str, set] = {}
@@ -138,6 +157,9 @@ def write_report(
         ("Amount sweep", gain.sweep_markdown(sweeps) if sweeps else "no synthetic arm\n"),
         ("Cross-domain (train set × eval set)", gain.cross_domain_markdown(cross)),
     ]
+    conditions = per_condition_markdown(real)
+    if conditions:
+        sections.insert(3, ("Per condition (test mIoU, mean ± std over seeds)", conditions))
     opening = verdict(records, baseline, rare, cfg.select_seeds)
     sections.insert(0, ("Verdict", f"{opening}\n\n{budget_line(records)}\n"))
     md = f"# Experiment {out}\n\nbaseline: {baseline}; rare classes: {', '.join(rare) or MISSING}\n\n"
