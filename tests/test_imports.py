@@ -26,6 +26,7 @@ SPEED_ONLY = {
     ("synthlabel.cli.synthesis", "synthlabel.synth.filters"),
     ("synthlabel.cli.synthesis", "synthlabel.synth.recompose"),
     ("synthlabel.cli.synthesis", "synthlabel.synth.synthesize"),
+    ("synthlabel.cli.synthesis", "synthlabel.synth.translate"),
     ("synthlabel.cli.synthesis", "synthlabel.synth.trust"),
 }
 

@@ -1,4 +1,4 @@
-"""Generator-side subcommands: train-gen, bank, synth, fidelity, filter, trust."""
+"""Generator-side subcommands: train-gen, bank, synth, fidelity, filter, trust, translate."""
 
 from __future__ import annotations
 
@@ -108,6 +108,17 @@ def cmd_trust(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_translate(a: argparse.Namespace) -> int:
+    from synthlabel.synth.translate import translate
+
+    ds = open_dataset(a.data, a.split, a.layout)
+    if a.subset:
+        ds = ds.subset(read_split_file(a.subset, ds))
+    out = translate(ds, a.out, a.conditions.split(","), a.method, a.k, a.seed, a.out_split, a.segmenter)
+    print(f"translated dataset written to {out} (labels copied from the sources; manifest.jsonl lists every sample)")
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("train-gen", help="train a label map -> image generator (spade, pix2pix)")
     training_args(s, "runs/generator")
@@ -179,3 +190,17 @@ def _add_filter_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--real-split", default="val")
     s.add_argument("--class-map", help="class map of the real dataset into the synthetic set's classes")
     s.set_defaults(fn=cmd_trust)
+
+    s = sub.add_parser("translate", help="render labeled images in other conditions (dusk, night, fog, snow)")
+    s.add_argument("--data", required=True, help="labeled dataset to translate")
+    s.add_argument("--split", default="train")
+    s.add_argument("--layout", default="auto")
+    s.add_argument("--subset", help="split file: translate only these samples (e.g. the day images)")
+    s.add_argument("--conditions", required=True, help="comma-separated target conditions, e.g. dusk,night")
+    s.add_argument("--method", default="photometric", help="photometric (image operations)")
+    s.add_argument("--k", type=int, default=1, help="translations per sample and condition")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--segmenter", help="real-data segmenter: per-sample label consistency in consistency.json")
+    s.add_argument("--out", required=True)
+    s.add_argument("--out-split", default="train")
+    s.set_defaults(fn=cmd_translate)

@@ -166,7 +166,7 @@ def synthesize(
 def _prepare(out_dir: Path, spec: ClassSpec, plan: list[_Planned], entries: list[dict], layout: Layout) -> set[int]:
     """Check and set up `out_dir` (rank 0 only): no foreign files, the manifest of an earlier run of this plan,
     classes.json and meta.csv. Returns the indices of the samples already done."""
-    _check_foreign_files(out_dir, layout, entries[0]["split"])
+    check_foreign_files(out_dir, layout, entries[0]["split"])
     done = manifest.load(out_dir, entries)
     _write_spec(out_dir, spec, sorted({p.condition for p in plan if p.condition}), layout)
     manifest.write_meta_csv(out_dir, [entries[i] for i in sorted(done)])
@@ -272,7 +272,7 @@ def _entry(p: _Planned, src: LabelSource, label_map: np.ndarray, layout: Layout,
     }
 
 
-def _check_foreign_files(out_dir: Path, layout: Layout, split: str) -> None:
+def check_foreign_files(out_dir: Path, layout: Layout, split: str) -> None:
     """Refuse to write into image or mask folders that hold files synthesis did not write (e.g. the real data)."""
     for folder in (p.parent for p in layout.sample_paths(out_dir, split, 0)):
         names = [f.name for f in folder.iterdir()] if folder.is_dir() else []
