@@ -274,6 +274,27 @@ def ablation_table(runs: Path, levers: list[str], steps: int) -> str:
     return head + markdown_table(headers, rows) + "\n"
 
 
+def ablation_figures(records: list[dict]) -> dict:
+    """{arm: {val_miou, delta_miou, delta_rare, seeds}} of the ablation (validation, points, paired by seed)."""
+    by_arm: dict[str, dict[int, dict]] = {}
+    for r in records:
+        by_arm.setdefault(r["arm"], {})[r["seed"]] = r["val"]
+    base = by_arm.get("real_aug", {})
+
+    def rare(v):
+        return sum(v["per_class_iou"][c] or 0 for c in RARE) / len(RARE)
+
+    out = {}
+    for arm, vals in by_arm.items():
+        seeds = sorted(set(vals) & set(base))
+        d = paired_delta([vals[s]["miou"] for s in seeds], [base[s]["miou"] for s in seeds])
+        dr = paired_delta([rare(vals[s]) for s in seeds], [rare(base[s]) for s in seeds])
+        out[arm] = {"val_miou": round(100 * sum(v["miou"] for v in vals.values()) / len(vals), 2),
+                    "delta_miou": None if d is None else round(100 * d["mean"], 2),
+                    "delta_rare": None if dr is None else round(100 * dr["mean"], 2), "seeds": seeds}  # fmt: skip
+    return out
+
+
 def restore_runs(results: Path, exp_dir: Path) -> None:
     """Put committed per-run results back into the run cache (a new machine has none); a run whose fingerprint no
     longer matches what it would train now is trained again, so this never reuses a stale result."""
@@ -340,16 +361,22 @@ def scenario_figures(results_jsonl: Path) -> dict:
     }
 
 
-def write_headline(args, steps: dict[str, int]) -> Path:
-    """benchmarks/results/camvid_gain/headline.json from every finished scenario's per-run results."""
+def write_headline(
+    args, steps: dict[str, int], date: str | None = None, command: str | None = None, note: str | None = None
+) -> Path:
+    """benchmarks/results/camvid_gain/headline.json from every finished scenario's per-run results, plus the
+    ablation's finished runs (val, seed-paired) when there are any."""
     scenarios = {}
     for name in SCENARIOS:
         path = args.out / name / "results.jsonl"
         if path.is_file():
             scenarios[name] = scenario_figures(path)
-    command = "python benchmarks/camvid_gain.py " + " ".join(sys.argv[1:])
-    head = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "command": command.strip(), "steps": steps,
-            "scenarios": scenarios}  # fmt: skip
+    command = command or ("python benchmarks/camvid_gain.py " + " ".join(sys.argv[1:])).strip()
+    head = {"date": date or time.strftime("%Y-%m-%d"), "machine": machine(), "command": command, "steps": steps,
+            "scenarios": scenarios, **({"note": note} if note else {})}  # fmt: skip
+    runs = args.out / "ablation" / "runs"
+    if runs.is_dir():
+        head["ablation_val"] = ablation_figures(finished_runs(runs))
     atomic_write_text(args.out / "headline.json", json.dumps(head, indent=1))
     return args.out / "headline.json"
 
@@ -372,6 +399,7 @@ def parse_args(argv):
     p.add_argument("--levers", help=f"ablation levers (default: all of {','.join(LEVERS)})")
     p.add_argument("--only", action="store_true", help="ablation: only the levers named, not their 'off' arms")
     p.add_argument("--summarize", action="store_true", help="ablation: publish finished runs and the table only")
+    p.add_argument("--headline-only", action="store_true", help="rebuild headline.json from committed results")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.amounts = [float(a) for a in args.amounts.split(",")]
@@ -388,6 +416,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
     start = time.monotonic()
+    if args.headline_only:  # the scenarios as last measured (see run_info.json / docs/benchmarks.md)
+        info = json.loads((args.out / "headline_source.json").read_text())
+        print(write_headline(args, info["steps"], info["date"], info["command"], info.get("note")))
+        return 0
     if args.ablation:
         ablation(args)
         print(f"wall time {time.monotonic() - start:.0f}s on {machine()['device']} ({machine()['cpu']})")
