@@ -212,7 +212,8 @@ def ablation(args) -> Path:
     if not args.only:  # each lever's "off" arm too (--only: exactly the levers named, e.g. a second process)
         levers = list(dict.fromkeys([*levers, *(LEVERS[x][4] for x in levers if LEVERS[x][4] in LEVERS)]))
     results = args.out / "ablation"
-    for i in range(1, len(args.seeds) + 1 if not args.summarize else 1):  # seed-major: a partial run covers all
+    # seed-major: a partial run covers every lever; --summarize trains nothing
+    for i in [] if args.summarize else range(1, len(args.seeds) + 1):
         cfg = base_config(args.data, 50, out / "experiment", args.seeds[:i], [f"train.steps={steps}"])
         cfg["select_seeds"] = None
         restore_runs(results, out / "experiment")
@@ -257,7 +258,7 @@ def ablation_table(runs: Path, levers: list[str], steps: int) -> str:
         return val["miou"]
 
     rows = []
-    for arm in ["copy_paste", *levers]:
+    for arm in [a for a in ["copy_paste", *levers] if by_arm.get(a)]:  # arms with finished runs
         off = "real_aug" if arm == "copy_paste" else LEVERS[arm][4]
         vals = by_arm.get(arm, {})
         mean = sum(v["miou"] for v in vals.values()) / len(vals) if vals else None

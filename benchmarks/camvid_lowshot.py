@@ -127,13 +127,13 @@ def summarize(results: list[dict], out: Path, title: str) -> str:
     return table
 
 
-def learning_curve(args, steps: list[int], seeds: list[int]) -> int:
+def learning_curve(args, ns: list[int | None], steps: list[int], seeds: list[int]) -> int:
     """The baseline (real + aug, settings chosen on val) at each step count on val, N=50 and all: the fair budget is
     the fewest steps where it has stopped improving (`synthlabel.budget.choose_steps`). Test is scored too, only to
     report the chosen budget's figure without another run."""
     out, cache = args.out / "curve", args.cache / "curve"
     chosen, _ = selected_overrides(args.out / "tune")
-    for n in [None if n == "all" else int(n) for n in (args.ns if args.ns != "25,50,100,all" else "50,all").split(",")]:
+    for n in ns:
         for st in steps:
             for seed in seeds:
                 name = f"n{n or 'all'}_{st}st_s{seed}"
@@ -164,23 +164,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tune", action="store_true", help="score the settings grid on val (N=all and N=50, seed 0)")
     p.add_argument("--curve", action="store_true", help="baseline val learning curve over --curve-steps (N=50, all)")
     p.add_argument("--curve-steps", default=",".join(map(str, CURVE_STEPS)))
-    p.add_argument("--ns", default="25,50,100,all")
-    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--ns", help="N values (default: 25,50,100,all; with --curve: 50,all)")
+    p.add_argument("--seeds", help="seeds (default: 0,1,2; with --curve: 0)")
     p.add_argument("--aug", default="on,off")
     p.add_argument("--set", nargs="*", default=[], help="extra overrides for every arm, e.g. train.steps=600")
     p.add_argument("--summarize", action="store_true", help="tabulate the finished arms only; train nothing")
     args = p.parse_args(argv)
     setup_logging()
-    ns = [None if n == "all" else int(n) for n in args.ns.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")]
+    ns = [None if n == "all" else int(n) for n in (args.ns or ("50,all" if args.curve else "25,50,100,all")).split(",")]
+    seeds = [int(s) for s in (args.seeds or ("0" if args.curve else "0,1,2")).split(",")]
     augs = [a == "on" for a in args.aug.split(",")]
     if args.quick:
         ns, seeds, augs = [50], [0], [True]
     tag = ("_" + hashlib.sha1(" ".join(args.set).encode()).hexdigest()[:6]) if args.set else ""  # user overrides
     start, results = time.monotonic(), []
     if args.curve:
-        curve_seeds = seeds if args.seeds != "0,1,2" else [0]  # one seed unless asked
-        return learning_curve(args, [int(s) for s in args.curve_steps.split(",")], curve_seeds)
+        return learning_curve(args, ns, [int(s) for s in args.curve_steps.split(",")], seeds)
     if args.tune:
         out, cache = args.out / "tune", args.cache / "tune"
         for n in (None, 50):

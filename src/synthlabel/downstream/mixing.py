@@ -103,11 +103,6 @@ class MixedSampler:
             return b if math.floor((step + 1) * r) > math.floor(step * r) else 0
         return b if step < round(self.mix.pretrain * self.steps) else 0
 
-    def real_exposure(self) -> float:
-        """Real samples the whole schedule draws (exact on average), see `real_exposure`."""
-        fixed = self.counts == "fixed"
-        return real_exposure(self.mix, self.batch_size, self.steps, self.has_extra, fixed)
-
     def draw(self, step: int, generator: torch.Generator) -> list[tuple[int, int]]:
         """[(source index, image index)] * batch_size for `step`; real samples first, then by source."""
         n_extra = self.synthetic_count(step, generator)

@@ -32,8 +32,6 @@ def verdict(
     baseline: str,
     rare: Sequence[str] = (),
     select_seeds: tuple[int, ...] | None = None,
-    metric: str = "miou",
-    label: str = "mIoU",
     eval_set: str = "real_test",
 ) -> str:
     """Markdown paragraph: the arm picked on validation against `baseline`, its test delta, classes, certainty."""
@@ -50,27 +48,27 @@ def verdict(
         runs = {r["seed"]: r for r in records if r["arm"] == arm and r["amount"] == amount}
         seeds = sorted(set(runs) & set(base))
         val = paired_delta(
-            [(runs[s].get("val") or {}).get(metric) for s in seeds],
-            [(base[s].get("val") or {}).get(metric) for s in seeds],
+            [(runs[s].get("val") or {}).get("miou") for s in seeds],
+            [(base[s].get("val") or {}).get("miou") for s in seeds],
         )
         if val is not None:
             candidates.append((val["mean"], arm, amount, val))
     if not candidates:
         return f"No other arm has validation figures to compare with {baseline}: no verdict."
     val_gain, arm, amount, val = max(candidates, key=lambda c: c[0])
-    chosen = [r for r in records if (r["arm"], r["amount"]) in ((arm, amount),) or r["arm"] == baseline]
+    chosen = [r for r in records if (r["arm"], r["amount"]) == (arm, amount) or r["arm"] == baseline]
     long = [{**r, "eval_set": eval_set, "metrics": r["eval"][eval_set]} for r in chosen if eval_set in r["eval"]]
     deltas = class_deltas(long, baseline, rare, eval_set=eval_set)["arms"]
     test = next(iter(deltas.values()))
     name = arm if amount == 0 else f"{arm} (synthetic × {amount:g})"
-    d = test[metric if metric != "miou" else "miou"]
-    test_text = f"test {label} {_pts(d['mean'])} points ({certainty(d)})" if d else f"no test {label} delta"
+    d = test["miou"]
+    test_text = f"test mIoU {_pts(d['mean'])} points ({certainty(d)})" if d else "no test mIoU delta"
     if val_gain <= 0:
         return (
             f"**Train without synthetic data.** No arm beat {baseline} on validation; the best, {name}, changed "
-            f"validation {label} by {_pts(val_gain)} points, and scores {test_text}."
+            f"validation mIoU by {_pts(val_gain)} points, and scores {test_text}."
         )
-    parts = [f"**Use {name}.** It beat {baseline} on validation by {_pts(val_gain)} points {label}; {test_text}"]
+    parts = [f"**Use {name}.** It beat {baseline} on validation by {_pts(val_gain)} points mIoU; {test_text}"]
     if test.get("rare_mean") is not None and rare:
         parts.append(f"rare classes ({', '.join(rare)}) {_pts(test['rare_mean']['mean'])} points")
     per_class = [(c, x["mean"]) for c, x in test["per_class"].items() if x is not None]
