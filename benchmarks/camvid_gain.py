@@ -188,7 +188,7 @@ def chosen_steps(key: str) -> int:
     return int(json.loads(CURVE.read_text())["steps"][key])
 
 
-def lever_arms(sets: dict[str, Path], levers: list[str]) -> list[dict]:
+def lever_arms(sets: dict[str, Path], levers: list[str], copy_paste: bool = True) -> list[dict]:
     out = [{"name": "real_aug", "kind": "real_aug"}]
     for name in levers:
         kind, source, mix, overrides, _ = LEVERS[name]
@@ -197,7 +197,9 @@ def lever_arms(sets: dict[str, Path], levers: list[str]) -> list[dict]:
         mixing = {"mode": "mixed", "fraction": ABLATION_FRACTION, **mix}
         out.append({"name": name, "kind": "synthetic", "sources": [src], "amounts": [ABLATION_AMOUNT],
                     "mix": mixing, "overrides": overrides})  # fmt: skip
-    return [*out, {"name": "copy_paste", "kind": "copy_paste"}]  # last: the levers are what this table is for
+    if copy_paste:  # last: the levers are what this table is for
+        out.append({"name": "copy_paste", "kind": "copy_paste"})
+    return out
 
 
 def ablation(args) -> Path:
@@ -206,6 +208,10 @@ def ablation(args) -> Path:
     start, out = time.monotonic(), args.cache / "ablation"
     steps = args.seg_steps or chosen_steps("n50")
     levers = args.levers.split(",") if args.levers else list(LEVERS)
+    # copy_paste (real objects pasted, no renders) is the non-generative reference arm: always run, except under
+    # --only where it runs only when named, so that two processes can share the arms without both training it
+    copy_paste = not args.only or "copy_paste" in levers
+    levers = [x for x in levers if x != "copy_paste"]
     unknown = sorted(set(levers) - set(LEVERS))
     if unknown:
         raise SystemExit(f"unknown levers {unknown}; known: {list(LEVERS)}")
@@ -222,7 +228,7 @@ def ablation(args) -> Path:
                             args.generator_cache)  # fmt: skip
         kinds = tuple(sorted({LEVERS[x][0] for x in levers}))
         sets = synthetic_sets(cfg, gen_dir, seg_dir, val_iou, out, [ABLATION_AMOUNT], kinds)
-        cfg["arms"] = lever_arms(sets, levers)
+        cfg["arms"] = lever_arms(sets, levers, copy_paste)
         run_experiment(build_config(ExperimentConfig, cfg))
         publish(out / "experiment", results, time.monotonic() - start, gen_dir)
     publish(out / "experiment", results, time.monotonic() - start, args.generator_cache)
@@ -397,7 +403,7 @@ def parse_args(argv):
     p.add_argument("--fractions", default=",".join(map(str, FRACTIONS)), help="synthetic batch shares (variants)")
     p.add_argument("--quick", action="store_true", help="low-shot, seed 0, 200-step schedules (smoke run)")
     p.add_argument("--ablation", action="store_true", help="N=50, seeds 0,1: every lever on and off, on val")
-    p.add_argument("--levers", help=f"ablation levers (default: all of {','.join(LEVERS)})")
+    p.add_argument("--levers", help=f"ablation levers (default: all of {','.join(LEVERS)}; copy_paste names the reference arm)")
     p.add_argument("--only", action="store_true", help="ablation: only the levers named, not their 'off' arms")
     p.add_argument("--summarize", action="store_true", help="ablation: publish finished runs and the table only")
     p.add_argument("--headline-only", action="store_true", help="rebuild headline.json from committed results")

@@ -273,6 +273,62 @@ class GenConfig(Strict):
     conditions: tuple[str, ...] | None = None
 
 
+class TranslatorDiscriminatorConfig(DiscriminatorConfig):
+    """The image-only discriminator of `train-translator` (`image_patchgan`)."""
+
+    name: str = "image_patchgan"
+
+
+class TranslatorModelConfig(Strict):
+    """The image -> image translator of `train-translator` (`resnet_translator`) and its image-only discriminator."""
+
+    name: str = "resnet_translator"
+    width: int = Field(32, ge=4)
+    z_dim: int = Field(0, ge=0)  # > 0: noise, several different translations of one image
+    blocks: int = Field(6, ge=1)
+    discriminator: TranslatorDiscriminatorConfig = Field(default_factory=TranslatorDiscriminatorConfig)
+
+
+class TranslatorTrainConfig(Strict):
+    steps: int = Field(3000, ge=1)
+    batch_size: int = Field(4, ge=1)
+    lr_g: float = Field(2e-4, gt=0)
+    lr_d: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)  # CUT's
+    adversarial: Literal["hinge", "nonsat"] = "hinge"
+    nce: float = Field(1.0, ge=0.0)  # PatchNCE weight (content kept without a cycle); 0 = off
+    nce_patches: int = Field(128, ge=2)  # locations per layer
+    nce_identity: bool = True  # CUT's NCE identity term on target images
+    # semantic consistency (CyCADA): the frozen real-data segmenter must predict the source labels on the
+    # translation; weight of its cross-entropy. Needs `segmenter`; 0 = off (the ablation)
+    consistency: float = Field(1.0, ge=0.0)
+    flip: bool = True
+    augment: GenAugmentConfig = Field(default_factory=GenAugmentConfig)  # DiffAugment/ADA on D's inputs
+    ema_decay: float = Field(0.999, ge=0.0, le=1.0)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    device: str = "auto"
+    seed: int = 0
+    log_every: int = Field(25, ge=1)
+    sample_every: int = Field(500, ge=1)
+    sample_rows: int = Field(4, ge=1)
+    checkpoint_every: int = Field(250, ge=1)
+
+
+class TranslatorConfig(Strict):
+    """`synthlabel train-translator`: labeled source images (`data`, train split; `source_condition` keeps only the
+    images of that condition in meta.csv) + unlabeled target-condition images (`target`: a folder of images, or a
+    folder with one subfolder per condition) -> a translator into `conditions`. Target labels are never read.
+    `segmenter`: a real-data segmenter model directory, for the semantic-consistency loss."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    target: str = "target"
+    conditions: tuple[str, ...] = Field(("dusk",), min_length=1)
+    source_condition: str | None = None
+    segmenter: str | None = None
+    model: TranslatorModelConfig = Field(default_factory=TranslatorModelConfig)
+    train: TranslatorTrainConfig = Field(default_factory=TranslatorTrainConfig)
+
+
 class ArmConfig(Strict):
     """One arm of an experiment, as changes to the experiment's base training config.
 

@@ -27,12 +27,16 @@ def generator_kwargs(name: str) -> dict:
     """Constructor kwargs as read back from JSON, by what the generator is conditioned on."""
     if is_class(name):
         return {"num_classes": CLASS_K, "channels": 1, "image_size": list(CLASS_SIZE), "width": 4, "z_dim": 8}
+    if "image" in GENERATORS.get(name).conditioning:  # translators: no labels, noise on
+        return {"num_conditions": C, "width": 8, "image_size": list(SIZE), "z_dim": 4, "blocks": 2}
     return {"num_classes": K, "num_conditions": C, "width": 8, "image_size": list(SIZE)}
 
 
 def discriminator_kwargs(name: str) -> dict:
     if is_class(name, DISCRIMINATORS):
         return {"num_classes": CLASS_K, "channels": 1, "image_size": list(CLASS_SIZE), "width": 4}
+    if "label_map" not in DISCRIMINATORS.get(name).conditioning:  # image-only (translators' discriminators)
+        return {"num_conditions": C, "width": 8}
     return {"num_classes": K, "num_conditions": C, "width": 8}
 
 
@@ -54,6 +58,7 @@ def inputs(net: torch.nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
         "condition": lambda: torch.tensor([0, 2]),
         "class": lambda: torch.arange(batch) % CLASS_K,
         "noise": lambda: torch.randn(batch, net.z_dim, generator=torch.Generator().manual_seed(seed)),
+        "image": lambda: torch.rand(batch, 3, *SIZE, generator=torch.Generator().manual_seed(seed + 11)) * 2 - 1,
     }
     return {what: made[what]() for what in net.conditioning}
 
@@ -112,7 +117,8 @@ def test_every_network_declares_its_interface(registry):
         assert net.conditioning and set(net.conditioning) <= set(INPUTS), name
     for name in GENERATORS.names():
         G = make_generator(name)
-        assert G.z_dim >= 0 and len(G.image_size) == 2 and G.channels in (1, 3) and G.num_classes > 0, name
+        assert G.z_dim >= 0 and len(G.image_size) == 2 and G.channels in (1, 3), name
+        assert G.num_classes > 0 or "image" in G.conditioning, name  # a translator never sees labels
 
 
 @pytest.mark.parametrize("name", GENERATORS.names())
@@ -158,6 +164,8 @@ def changed(what: str, given: dict) -> list[dict]:
         return [{**given, what: (given[what] + 1) % C}, {**given, what: None}]
     if what == "class":
         return [{**given, what: (given[what] + 1) % CLASS_K}]
+    if what == "image":
+        return [{**given, what: given[what].flip(-1)}]
     return [{**given, what: torch.randn(given[what].shape, generator=torch.Generator().manual_seed(7))}]
 
 
@@ -181,8 +189,9 @@ def test_generator_bf16_channels_last_close_to_fp32(name):
     with torch.no_grad():
         ref = run(G, given)
         G = G.to(memory_format=torch.channels_last)
-        if "label_map" in given:
-            given["label_map"] = given["label_map"].contiguous(memory_format=torch.channels_last)
+        for key in ("label_map", "image"):
+            if key in given:
+                given[key] = given[key].contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             y = run(G, given)
     assert torch.isfinite(y).all() and (y.float() - ref).abs().mean() < 0.05

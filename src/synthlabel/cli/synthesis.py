@@ -1,4 +1,4 @@
-"""Generator-side subcommands: train-gen, bank, synth, fidelity, filter, trust, translate."""
+"""Generator-side subcommands: train-gen, bank, synth, fidelity, filter, trust, train-translator, translate."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from synthlabel.cli.common import data_args, parse_pairs, resolved_config, training_args
-from synthlabel.config import GenConfig
+from synthlabel.config import GenConfig, TranslatorConfig
 from synthlabel.data.datasets import SegDataset, open_dataset
 from synthlabel.data.subset import read_split_file
 from synthlabel.errors import ConfigError
@@ -25,6 +25,17 @@ def cmd_train_gen(a: argparse.Namespace) -> int:
         return 0
     result = train_generator(cfg, a.out, resume=a.resume)
     print(f"generator: {result.model_dir} (samples in {result.samples_dir})")
+    return 0
+
+
+def cmd_train_translator(a: argparse.Namespace) -> int:
+    from synthlabel.generators.translation import train_translator
+
+    cfg = resolved_config(TranslatorConfig, a)
+    if a.dry_run:
+        return 0
+    result = train_translator(cfg, a.out, resume=a.resume)
+    print(f"translator: {result.model_dir} (samples in {result.samples_dir})")
     return 0
 
 
@@ -114,7 +125,8 @@ def cmd_translate(a: argparse.Namespace) -> int:
     ds = open_dataset(a.data, a.split, a.layout)
     if a.subset:
         ds = ds.subset(read_split_file(a.subset, ds))
-    out = translate(ds, a.out, a.conditions.split(","), a.method, a.k, a.seed, a.out_split, a.segmenter)
+    method = "model" if a.model and a.method == "photometric" else a.method
+    out = translate(ds, a.out, a.conditions.split(","), method, a.k, a.seed, a.out_split, a.segmenter, a.model)
     print(f"translated dataset written to {out} (labels copied from the sources; manifest.jsonl lists every sample)")
     return 0
 
@@ -123,6 +135,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("train-gen", help="train a label map -> image generator (spade, pix2pix)")
     training_args(s, "runs/generator")
     s.set_defaults(fn=cmd_train_gen)
+
+    s = sub.add_parser(
+        "train-translator",
+        help="train a condition translator (day -> dusk, ...) from labeled source images and unlabeled target ones",
+    )
+    training_args(s, "runs/translator")
+    s.set_defaults(fn=cmd_train_translator)
 
     s = sub.add_parser("bank", help="build the class bank: per-class segments with position/scale/neighbours")
     data_args(s)
@@ -197,7 +216,13 @@ def _add_filter_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--layout", default="auto")
     s.add_argument("--subset", help="split file: translate only these samples (e.g. the day images)")
     s.add_argument("--conditions", required=True, help="comma-separated target conditions, e.g. dusk,night")
-    s.add_argument("--method", default="photometric", help="photometric (image operations)")
+    s.add_argument(
+        "--method",
+        default="photometric",
+        choices=["photometric", "model"],
+        help="photometric (image operations) or model (a translator from train-translator, --model)",
+    )
+    s.add_argument("--model", help="translator directory (train-translator's model/); implies --method model")
     s.add_argument("--k", type=int, default=1, help="translations per sample and condition")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--segmenter", help="real-data segmenter: per-sample label consistency in consistency.json")

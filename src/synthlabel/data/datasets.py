@@ -144,6 +144,14 @@ def _open_image(path: Path, mode: str | None) -> Image.Image:
     return img.convert(mode) if mode and img.mode != mode else img
 
 
+def read_rgb(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An image file as [H, W, 3] uint8 RGB (bilinear to size=(H, W) when given); a named DataError if unreadable."""
+    image = _open_image(Path(path), "RGB")
+    if size is not None and (image.size[1], image.size[0]) != tuple(size):
+        image = image.resize((size[1], size[0]), Image.BILINEAR, reducing_gap=None)
+    return np.array(image, dtype=np.uint8)
+
+
 def detect_format(root: Path) -> str:
     """Guess the layout of a dataset folder."""
     if (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir():

@@ -1,7 +1,15 @@
-"""Generators and discriminators of every kind (label map -> image, class -> image); importing this package (or any
-of its modules) registers them. `conditioned_on` lists the registered names by what they are conditioned on."""
+"""Generators and discriminators of every kind (label map -> image, class -> image, image -> image); importing this
+package (or any of its modules) registers them. `conditioned_on` lists the registered names by what they are
+conditioned on."""
 
-from synthlabel.generators import cgan, dcgan, discriminators, pix2pix, spade  # noqa: F401  (registers the models)
+from synthlabel.generators import (  # noqa: F401  (registers the models)
+    cgan,
+    dcgan,
+    discriminators,
+    pix2pix,
+    spade,
+    translator,
+)
 from synthlabel.registry import Registry
 
 

@@ -13,7 +13,9 @@ from synthlabel.errors import DataError
 
 # What a generator or discriminator can declare in its `conditioning` -> the keyword its forward takes it by.
 # Every registered generator also has `z_dim`, `image_size` (H, W), `channels` and `num_classes`.
-INPUTS = {"label_map": "label_map_onehot", "condition": "condition", "class": "labels", "noise": "z"}
+INPUTS = {
+    "label_map": "label_map_onehot", "condition": "condition", "class": "labels", "noise": "z", "image": "image",
+}  # fmt: skip
 OPTIONAL = ("condition",)  # None = unknown condition
 
 

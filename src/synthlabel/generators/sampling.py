@@ -37,16 +37,18 @@ def render(
     labels: torch.Tensor | None = None,  # [B] long class ids, for "class" conditioning
     ignore_index: int = 255,
     batch_size: int | None = None,
+    images: torch.Tensor | None = None,  # [B, 3, H, W] float in [-1, 1], for "image" conditioning (translators)
 ) -> Rendered:
     """Render B samples with `generator` from what it declares in `conditioning` (other inputs are ignored).
 
     Sample i depends only on the generator and row i of the inputs, so any split of the rows (chunks of
     `batch_size`, shards across processes) gives the same samples. Runs in eval mode and fp32 (restoring the mode);
     inputs move to the generator's device. A generator may return (image, label map ids) instead of an image."""
-    _check_rows(z, label_maps=label_maps, condition=condition, labels=labels)
+    _check_rows(z, label_maps=label_maps, condition=condition, labels=labels, images=images)
     device = next(generator.parameters()).device
     onehot = one_hot(label_maps, generator.num_classes, ignore_index) if label_maps is not None else None
-    inputs = {k: v for k, v in (("noise", z), ("label_map", onehot), ("class", labels)) if v is not None}
+    given = (("noise", z), ("label_map", onehot), ("class", labels), ("image", images))
+    inputs = {k: v for k, v in given if v is not None}
     done, images, own_maps = [], [], []
     was_training = generator.training
     generator.eval()

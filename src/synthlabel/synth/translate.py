@@ -6,7 +6,11 @@ Only the images change: each translated sample's mask file is a byte copy of its
 source labels exactly. Deterministic (a sample depends on its source, condition, render index and seed only),
 resumable and atomic per sample, like `synth`. With a real-data segmenter, each sample also gets a label-consistency
 score (the segmenter's mIoU on the translation against the source labels), filterable like renders, and the set's
-label consistency (its mIoU on the translations over its mIoU on the sources)."""
+label consistency (its mIoU on the translations over its mIoU on the sources).
+
+Methods: "photometric" (`synth.photometric`: gamma, colour temperature, noise, glow, haze; the cheap baseline) and
+"model" (a translator trained by `train-translator`, `generators.translation`: unpaired, with semantic
+consistency)."""
 
 from __future__ import annotations
 
@@ -23,11 +27,13 @@ from synthlabel.data import layouts, manifest
 from synthlabel.data.datasets import SegDataset
 from synthlabel.downstream.workflow import fidelity_report
 from synthlabel.errors import DataError
+from synthlabel.generators.io import load_generator
+from synthlabel.generators.translation import translate_images
 from synthlabel.runs import log, progress
 from synthlabel.synth.photometric import CONDITIONS, simulate
 from synthlabel.synth.synthesize import check_foreign_files, sample_seed, write_png
 
-METHODS = ("photometric",)
+METHODS = ("photometric", "model")
 CONSISTENCY = "consistency.json"
 
 
@@ -40,17 +46,27 @@ def translate(
     seed: int = 0,
     split: str = "train",
     segmenter: str | Path | None = None,
+    model: str | Path | None = None,
 ) -> Path:
     """Translate every sample of `dataset` into every target condition `k` times (different seeds) into `out_dir`;
-    returns `out_dir`. `method`: "photometric" (`synth.photometric`). With `segmenter`, writes
+    returns `out_dir`. `method`: "photometric" (`synth.photometric`) or "model" (the translator directory `model`,
+    from `train-translator`; k > 1 gives different translations only when it has noise). With `segmenter`, writes
     `<out_dir>/consistency.json` (per-sample scores for `synthlabel filter`, and the set's label consistency)."""
     if method not in METHODS:
         raise DataError(f"unknown translation method {method!r}; known: {', '.join(METHODS)}")
-    unknown = [c for c in conditions if c not in CONDITIONS]
+    translator, known, tag = None, CONDITIONS, method
+    if method == "model":
+        if model is None:
+            raise DataError("translation method 'model' needs a translator directory (--model, from train-translator)")
+        translator, meta = load_generator(model)
+        if "image" not in translator.conditioning:
+            raise DataError(f"{model}: {meta['name']} is not an image -> image translator (see train-translator)")
+        known, tag = tuple(meta.get("conditions") or ()), ckpt.model_hash(model)
+        if k > 1 and translator.z_dim == 0:
+            log.warning("%s has no noise: its %d translations of an image are identical", model, k)
+    unknown = [c for c in conditions if c not in known]
     if not conditions or unknown or len(set(conditions)) != len(conditions):
-        raise DataError(
-            f"conditions {list(conditions)}: name each target condition once, among {', '.join(CONDITIONS)}"
-        )
+        raise DataError(f"conditions {list(conditions)}: name each target condition once, among {', '.join(known)}")
     if k < 1:
         raise DataError(f"k must be >= 1, got {k}")
     if dataset.class_map is not None:
@@ -59,7 +75,7 @@ def translate(
             "class map to the training that reads the translated set"
         )
     out_dir, layout = Path(out_dir), layouts.get(dataset.layout)
-    entries = _plan(dataset, conditions, method, k, seed, split, layout)
+    entries = _plan(dataset, conditions, method, k, seed, split, layout, tag)
     check_foreign_files(out_dir, layout, split)
     done = manifest.load(out_dir, entries)
     spec = dataset.spec
@@ -71,8 +87,11 @@ def translate(
     for entry in progress(todo, desc="translate", total=len(todo)):
         record = dataset.records[entry["map_index"]]
         image = torch.from_numpy(dataset.read(entry["map_index"])[0]).permute(2, 0, 1)[None]
-        g = torch.Generator().manual_seed(entry["seed"])
-        out = simulate(image, entry["condition"], g)[0].permute(1, 2, 0).numpy()
+        if translator is None:
+            out = simulate(image, entry["condition"], torch.Generator().manual_seed(entry["seed"]))
+        else:
+            out = translate_images(translator, image, known.index(entry["condition"]), [entry["seed"]])
+        out = out[0].permute(1, 2, 0).numpy()
         image_path, mask_path = layout.sample_paths(out_dir, split, entry["index"])
         mask_path.parent.mkdir(parents=True, exist_ok=True)
         image_path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +105,7 @@ def translate(
     return out_dir
 
 
-def _plan(dataset: SegDataset, conditions, method: str, k: int, seed: int, split: str, layout) -> list[dict]:
+def _plan(dataset: SegDataset, conditions, method: str, k: int, seed: int, split: str, layout, tag: str) -> list[dict]:
     """The manifest line of every planned sample (source, condition, render j), in index order."""
     entries = []
     for i, record in enumerate(dataset.records):
@@ -107,7 +126,7 @@ def _plan(dataset: SegDataset, conditions, method: str, k: int, seed: int, split
                     "render": j,
                     "seed": sample_seed(seed, i, j * len(conditions) + c),
                     "method": method,
-                    "generator_hash": method,  # a model's hash for model translators
+                    "generator_hash": tag,  # the method, or the translator's hash
                 })  # fmt: skip
     if not entries:
         raise DataError(f"{dataset.root}: split '{dataset.split}' has no samples to translate")

@@ -1,5 +1,6 @@
-"""A GAN training batch: the real images and the inputs a generator declares (noise, label map, condition, class),
-drawn as a pure function of (seed, step) for the whole global batch, then sliced to this rank's rows."""
+"""A GAN training batch: the real images and the inputs a generator declares (noise, label map, condition, class,
+source image), drawn as a pure function of (seed, step) for the whole global batch, then sliced to this rank's
+rows."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class GANBatch:
     condition: torch.Tensor | None = None  # [B] long; None = unconditioned / unknown
     labels: torch.Tensor | None = None  # [B] long class ids
     indices: torch.Tensor | None = None  # [B] long, rows of the training set
+    source: torch.Tensor | None = None  # [B, C, H, W] in [-1, 1]: the images a translator translates
     rows: slice = field(default_factory=lambda: slice(None))
     global_size: int = 0
 
@@ -37,5 +39,7 @@ class GANBatch:
         """Rows `rows` of this (global) batch on `device`, images channels-last."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         moved = {k: v[rows].to(device) for k, v in values.items() if isinstance(v, torch.Tensor)}
-        moved["real"] = moved["real"].contiguous(memory_format=torch.channels_last)
+        for key in ("real", "source"):
+            if key in moved:
+                moved[key] = moved[key].contiguous(memory_format=torch.channels_last)
         return replace(self, **moved, rows=rows, global_size=self.global_size)

@@ -84,7 +84,9 @@ class GANTrainer:
         self.G = loss.G.to(dev, memory_format=torch.channels_last)
         self.D = loss.D.to(dev, memory_format=torch.channels_last)
         self.G_ema = ModelEMA(self.G, options.ema_decay)
-        self.opt_g = make_adam(self.G.parameters(), options.lr_g, options.betas)
+        self.g_modules = {name: m.to(dev) for name, m in loss.g_modules.items()}  # trained with G, not saved with it
+        g_params = [*self.G.parameters(), *(p for m in self.g_modules.values() for p in m.parameters())]
+        self.opt_g = make_adam(g_params, options.lr_g, options.betas)
         self.opt_d = make_adam(self.D.parameters(), options.lr_d, options.betas)
         self.augment = loss.augment.to(dev) if loss.augment is not None else None
         self.step, self.seconds = 0, 0.0
@@ -119,6 +121,9 @@ class GANTrainer:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             distributed.sync_gradients(net)
+            if net is self.G:
+                for module in self.g_modules.values():
+                    distributed.sync_gradients(module)
             opt.step()
         finally:
             self.D.requires_grad_(True)
@@ -126,6 +131,7 @@ class GANTrainer:
 
     def _stateful(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
         nets = {"G": self.G, "D": self.D, "G_ema": self.G_ema, "opt_g": self.opt_g, "opt_d": self.opt_d}
+        nets |= {f"G_extra/{name}": m for name, m in self.g_modules.items()}
         return nets | ({"augment": self.augment} if self.augment is not None else {})  # augment holds ADA's p
 
     def state_dict(self) -> dict:

@@ -1,6 +1,7 @@
 """Adversarial losses: hinge / non-saturating, feature matching (pix2pixHD), OASIS's class-balanced segmentation
-losses, R1; and the loss objects that run them as StyleGAN2-ADA's named phases (Dmain, lazy Dreg, Gmain), one per
-kind of GAN: `LabelImageLoss` (label map -> image) and `ClassImageLoss` (class -> image)."""
+losses, R1, PatchNCE (CUT); and the loss objects that run them as StyleGAN2-ADA's named phases (Dmain, lazy Dreg,
+Gmain), one per kind of GAN: `LabelImageLoss` (label map -> image), `ClassImageLoss` (class -> image) and
+`TranslationLoss` (image -> image in another condition, labels kept)."""
 
 from __future__ import annotations
 
@@ -127,6 +128,9 @@ class GANLoss:
     ):
         self.G, self.D, self.augment = generator, discriminator, augment
         self.r1_gamma, self.r1_interval = r1_gamma, r1_interval
+        # networks trained by G's phases with G's optimizer but not part of the saved generator (CUT's projection
+        # heads), by name: the trainer steps, syncs, checkpoints and restores them with G
+        self.g_modules: dict[str, nn.Module] = {}
 
     def phases(self, step: int) -> list[str]:
         return ["Dmain", *(["Dreg"] if self.wants_reg(step) else []), "Gmain"]
@@ -276,3 +280,93 @@ class ClassImageLoss(GANLoss):
     def g_main(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
         loss = g_loss(self.D(self._aug(self.G(batch.z, batch.labels), batch), batch.labels), self.adversarial)
         return loss, {"G/loss": loss.item()}
+
+
+def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+    """PatchNCE (CUT, Park et al. 2020): query, key [B, P, D] unit vectors at the same P locations of an output and
+    its input; each query must pick its own location's key among the P keys of its image (the other locations are
+    the negatives). Keys are detached. Returns the mean cross-entropy (a scalar)."""
+    logits = torch.bmm(query.float(), key.detach().float().transpose(1, 2)) / temperature  # [B, P, P]
+    target = torch.arange(logits.shape[1], device=logits.device).expand(len(logits), -1)
+    return F.cross_entropy(logits.flatten(0, 1), target.flatten())
+
+
+class TranslationLoss(GANLoss):
+    """Unpaired translation into a target condition that keeps the labels (CUT + CyCADA's semantic consistency).
+
+    The batch holds source images (`batch.source`) with their label maps, target-condition real images
+    (`batch.real`) and the target condition of each row (`batch.condition`). Dmain: real target images -> real,
+    translations -> fake (patch discriminator on image + condition, `adversarial` loss, the same augmentation for
+    both). Gmain: fool D; PatchNCE between the translation and its source on the generator's own encoder features
+    (`nce` weight, `patches` locations per layer, CUT's 0.07 temperature), and the same between a target image and
+    its translation into its own condition (`identity`, CUT's NCE identity); semantic consistency (`consistency`
+    weight): a frozen real-data segmenter must predict the source labels on the translation (cross-entropy, ignore
+    pixels skipped). `projector` (CUT's heads) trains with G (`g_modules`)."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        projector: nn.Module,
+        segmenter: nn.Module | None = None,
+        ignore_index: int = 255,
+        augment: DiffAugment | None = None,
+        adversarial: str = "hinge",
+        nce: float = 1.0,
+        patches: int = 128,
+        identity: bool = True,
+        consistency: float = 1.0,
+    ):
+        super().__init__(generator, discriminator, augment)
+        if consistency > 0 and segmenter is None:
+            raise ValueError("semantic consistency needs a real-data segmenter; give one or set consistency to 0")
+        self.projector, self.segmenter, self.ignore_index = projector, segmenter, ignore_index
+        self.adversarial, self.nce, self.patches, self.identity = adversarial, nce, patches, identity
+        self.consistency = consistency if segmenter is not None else 0.0
+        self.g_modules = {"projector": projector}
+        if segmenter is not None:
+            segmenter.eval().requires_grad_(False)
+
+    def translate(self, images: torch.Tensor, batch: GANBatch) -> torch.Tensor:
+        return self.G(images, batch.z, batch.condition)
+
+    def run_D(self, image: torch.Tensor, batch: GANBatch, params) -> PatchOutput:
+        if self.augment is not None:
+            image = self.augment(image, params=params)[0]
+        return self.D(image, batch.condition)
+
+    def d_main(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            fake = self.translate(batch.source, batch)
+        params = self.augment_params(batch, batch.real)
+        real_out = self.run_D(batch.real, batch, params)
+        loss = patch_d_loss(real_out, self.run_D(fake, batch, params), self.adversarial)
+        return loss, {"D/loss": loss.item(), "D/real_sign": realness(real_out).sign().mean().item()}
+
+    def g_main(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        fake = self.translate(batch.source, batch)
+        adv = patch_g_loss(self.run_D(fake, batch, self.augment_params(batch, fake)), self.adversarial)
+        loss, stats = adv, {"G/adv": adv.item()}
+        if self.nce > 0:
+            nce = self.nce_term(batch.source, fake, batch)
+            if self.identity:
+                nce = (nce + self.nce_term(batch.real, self.translate(batch.real, batch), batch)) / 2
+            loss, stats["G/nce"] = loss + self.nce * nce, nce.item()
+        if self.consistency > 0:
+            logits = self.segmenter(fake)
+            ce = F.cross_entropy(logits.float(), batch.label_map, ignore_index=self.ignore_index)
+            loss, stats["G/consistency"] = loss + self.consistency * ce, ce.item()
+        return loss, {"G/loss": loss.item(), **stats}
+
+    def nce_term(self, source: torch.Tensor, output: torch.Tensor, batch: GANBatch) -> torch.Tensor:
+        """PatchNCE between `output` and `source` over the encoder layers, at locations shared by the batch."""
+        code = self.G.code(source, batch.condition, batch.z)
+        src_feats, _ = self.G.encode(source, code)
+        out_feats, _ = self.G.encode(output, code)
+        terms = []
+        for layer, (f_src, f_out) in enumerate(zip(src_feats, out_feats, strict=True)):
+            flat_src, flat_out = f_src.flatten(2).transpose(1, 2), f_out.flatten(2).transpose(1, 2)  # [B, hw, C]
+            ids = torch.randperm(flat_src.shape[1], device=f_src.device)[: self.patches]
+            key = self.projector(layer, flat_src[:, ids])
+            terms.append(patch_nce_loss(self.projector(layer, flat_out[:, ids]), key))
+        return torch.stack(terms).mean()

@@ -1,0 +1,150 @@
+"""The condition translator (issue 13): PatchNCE and semantic consistency do what they say, `train-translator`
+trains from labeled source images and unlabeled target images (never their labels), resumes exactly, and
+`translate --method model` writes translations at the source size with the source labels byte for byte."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from synthlabel.checkpoint import load_state, model_hash
+from synthlabel.cli import main
+from synthlabel.config import TranslatorConfig, build_config
+from synthlabel.data import manifest
+from synthlabel.data.datasets import open_dataset
+from synthlabel.errors import ConfigError, DataError
+from synthlabel.generators.io import load_generator
+from synthlabel.generators.translation import read_target_images, train_translator, translate_images
+from synthlabel.generators.translator import PatchProjector, ResnetTranslator
+from synthlabel.synth.translate import translate
+from synthlabel.train.batch import GANBatch
+from synthlabel.train.losses import TranslationLoss, patch_nce_loss
+
+
+def test_patch_nce_is_low_when_each_patch_matches_its_own_location_and_high_when_shuffled():
+    g = torch.Generator().manual_seed(0)
+    key = torch.nn.functional.normalize(torch.randn(2, 32, 16, generator=g), dim=-1)
+    matched = patch_nce_loss(key, key)
+    shuffled = patch_nce_loss(key[:, torch.randperm(32, generator=g)], key)
+    assert matched < 0.5 < np.log(32) - 1 < shuffled
+
+
+def test_consistency_pulls_the_translation_towards_the_source_labels():
+    """Gmain's consistency term is the frozen segmenter's cross-entropy on the translation against the source
+    labels; its gradient reaches G and not the segmenter."""
+    torch.manual_seed(0)
+    G = ResnetTranslator(num_conditions=1, width=8, blocks=1, image_size=(16, 16))
+    from synthlabel.generators.translator import ImagePatchGAN
+
+    D = ImagePatchGAN(num_conditions=1, width=8)
+    segmenter = torch.nn.Conv2d(3, 2, 1)
+    loss = TranslationLoss(G, D, PatchProjector(G.feature_channels), segmenter, nce=0.0, consistency=1.0)
+    source = torch.rand(2, 3, 16, 16) * 2 - 1
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[:, :, 8:] = 1
+    batch = GANBatch(source.clone(), torch.zeros(2, 0), label_map=labels, condition=torch.zeros(2, dtype=torch.long),
+                     source=source)  # fmt: skip
+    value, stats = loss("Gmain", batch)
+    expected = torch.nn.functional.cross_entropy(segmenter(G(source, None, batch.condition)), labels)
+    assert stats["G/consistency"] == pytest.approx(expected.item(), rel=1e-5)
+    value.backward()
+    assert all(p.grad is None for p in segmenter.parameters())
+    assert G.stem[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="needs a real-data segmenter"):
+        TranslationLoss(G, D, PatchProjector(G.feature_channels), None, consistency=1.0)
+
+
+@pytest.fixture(scope="module")
+def setup(demo_root, tmp_path_factory):
+    """Day source images (labeled), a folder of night images without labels, a tiny real-data segmenter."""
+    root = tmp_path_factory.mktemp("translation")
+    night = root / "night"
+    night.mkdir()
+    val = open_dataset(demo_root, "val")
+    for record in val.records:  # images only: a target folder never has masks
+        shutil.copy(record.image, night / record.image.name)
+    seg = root / "seg"
+    overrides = [f"data.path={demo_root}", "data.size=[32, 48]", "model.width=8", "model.depth=3",
+                 "train.steps=3", "train.batch_size=2", "train.warmup_steps=1"]  # fmt: skip
+    assert main(["train-seg", *overrides, "--out", str(seg)]) == 0
+    return root, night, seg / "model"
+
+
+def config(demo_root, target, segmenter, steps=4, extra=()) -> TranslatorConfig:
+    overrides = [
+        f"data.path={demo_root}", "data.size=[32, 48]", f"target={target}", "conditions=[night]",
+        *([f"segmenter={segmenter}"] if segmenter else []), "model.width=8", "model.blocks=2", "model.z_dim=4",
+        "model.discriminator.width=8",
+        f"train.steps={steps}", "train.batch_size=2", "train.log_every=1", "train.sample_every=2",
+        "train.checkpoint_every=2", "train.sample_rows=2", "train.nce_patches=16",
+    ]  # fmt: skip
+    return build_config(TranslatorConfig, {}, overrides + list(extra))
+
+
+def test_train_translator_writes_a_model_that_translates_and_resumes_exactly(setup, demo_root, tmp_path):
+    root, night, seg = setup
+    result = train_translator(config(demo_root, night, seg), tmp_path / "whole")
+    assert result.steps == 4 and sorted(p.name for p in result.samples_dir.iterdir()) == [
+        "step_000002.png", "step_000004.png",
+    ]  # fmt: skip
+    rows = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert {"G/adv", "G/nce", "G/consistency", "D/loss"} <= set(rows[-1])
+    G, meta = load_generator(result.model_dir)
+    assert meta["conditions"] == ["night"] and meta["kind"] == "translator" and G.conditioning[0] == "image"
+
+    def stop_at_3(trainer):
+        if trainer.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_translator(config(demo_root, night, seg), tmp_path / "cut", on_step=stop_at_3)
+    train_translator(config(demo_root, night, seg), tmp_path / "cut", resume=True)
+    whole, cut = load_state(tmp_path / "whole" / "train_state.pt"), load_state(tmp_path / "cut" / "train_state.pt")
+    for key in ("G", "D", "G_extra/projector"):
+        for name, value in whole[key].items():
+            assert torch.equal(value, cut[key][name]), (key, name)
+
+
+def test_translate_with_a_model_keeps_labels_and_the_source_size(setup, demo_root, tmp_path):
+    root, night, seg = setup
+    model = train_translator(config(demo_root, night, seg, steps=2), tmp_path / "run").model_dir
+    source = open_dataset(demo_root, "train")
+    out = translate(source, tmp_path / "t", ["night"], method="model", model=model, k=2, segmenter=seg)
+    rows = manifest.rows(out)
+    assert len(rows) == 2 * len(source) and {r["generator_hash"] for r in rows} == {model_hash(model)}
+    ds = open_dataset(out, "train")
+    by_name = {r.image.name: r for r in source.records}
+    for row, record in zip(rows, ds.records, strict=True):
+        assert record.mask.read_bytes() == by_name[row["source"]].mask.read_bytes()
+        assert Image.open(record.image).size == Image.open(by_name[row["source"]].image).size
+    first, second = (np.array(Image.open(ds.records[i].image)) for i in (0, 1))  # two seeds of one source
+    assert not np.array_equal(first, second)
+    assert "per_sample" in json.loads((out / "consistency.json").read_text())
+    with pytest.raises(DataError, match="among night"):
+        translate(source, tmp_path / "bad", ["fog"], method="model", model=model)
+    G = load_generator(model)[0]
+    big = torch.randint(0, 256, (1, 3, 64, 96), dtype=torch.uint8)  # 2x the model's size: the change is upsampled
+    assert translate_images(G, big, 0, [0]).shape == big.shape
+
+
+def test_target_folders_and_config_errors_are_named(setup, demo_root, tmp_path):
+    root, night, seg = setup
+    with pytest.raises(DataError, match="put each one's images"):
+        read_target_images(night, ["night", "fog"], (32, 48))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no images"):
+        read_target_images(empty, ["night"], (32, 48))
+    cfg = config(demo_root, night, None)
+    with pytest.raises(ConfigError, match="needs `segmenter`"):
+        train_translator(cfg, tmp_path / "no_seg")
+    assert not (tmp_path / "no_seg").exists()
+    ok = train_translator(config(demo_root, night, None, steps=1, extra=["train.consistency=0"]), tmp_path / "abl")
+    assert ok.steps == 1
+    with pytest.raises(ConfigError, match="not an image -> image translator"):
+        train_translator(config(demo_root, night, seg, extra=["model.name=spade"]), tmp_path / "wrong")
