@@ -12,7 +12,7 @@ import yaml
 
 from synthlabel import pipeline
 from synthlabel.data.datasets import open_dataset
-from synthlabel.errors import DataError
+from synthlabel.errors import ConfigError, DataError
 from synthlabel.synth.targets import Targets, read_iou
 
 ARMS = "experiment.arms=[synthetic_recomposed]"
@@ -99,3 +99,32 @@ def test_hard_maps_and_trust_maps_in_the_chain(tmp_path, tiny_chain):
     assert trust["samples"] == len(kept) and trust["tolerance"] == 1.25
     assert "trust maps ignore" in (out / "log.txt").read_text()
     assert (out / "summary.md").read_text().split("\n")[2] == "## Verdict"
+
+
+def test_the_translate_stage_trains_a_translator_and_adds_the_translated_arm(tmp_path, tiny_chain, demo_root):
+    """translate: the chain's real-data segmenter gives the consistency loss, the day training images are
+    translated into night (labels copied), and the experiment gets a `translated` arm; without a generator the
+    generator arms are left out. Target images come from a folder without labels."""
+    import shutil
+
+    target = tmp_path / "night"
+    target.mkdir()
+    for record in open_dataset(demo_root, "test").records:
+        shutil.copy(record.image, target / record.image.name)
+    out = tmp_path / "run"
+    tr = ["translate.model.width=8", "translate.model.blocks=1", "translate.model.discriminator.width=8",
+          "translate.train.steps=2", "translate.train.batch_size=2", "translate.train.nce_patches=8"]  # fmt: skip
+    cfg = tiny_chain(out, "generator=null", f"translate.target={target}", "translate.conditions=[night]",
+                     "translate.source_condition=day", *tr)  # fmt: skip
+    pipeline.run_pipeline(cfg)
+    rows = [json.loads(x) for x in (out / "translated" / "manifest.jsonl").read_text().splitlines()]
+    days = [r for r in open_dataset(out / "data", "train").records if r.meta["condition"] == "day"]
+    assert len(rows) == len(days) and {r["condition"] for r in rows} == {"night"}
+    assert (out / "translator" / "model" / "G.safetensors").is_file()
+    assert (out / "translated" / "consistency.json").is_file()
+    results = [json.loads(x) for x in (out / "experiment" / "results.jsonl").read_text().splitlines()]
+    assert {r["arm"] for r in results} == {"real_aug", "copy_paste", "translated"}
+    stages = json.loads((out / "stages.json").read_text())
+    assert "train translator" in json.dumps(stages) and "translate" in json.dumps(stages)
+    with pytest.raises(ConfigError, match="needs translate.target"):
+        pipeline.run_pipeline(tiny_chain(tmp_path / "bad", "generator=null", "translate.conditions=[night]"))

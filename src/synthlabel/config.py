@@ -416,7 +416,24 @@ class SynthStageConfig(Strict):
     recompose: RecomposeStageConfig = Field(default_factory=RecomposeStageConfig)
 
 
-StageArm = Literal["real", "copy_paste", "synthetic_original", "synthetic_recomposed"]
+class TranslateStageConfig(Strict):
+    """Condition translation in `synthlabel run`: the labeled training images rendered in the conditions the data
+    lacks, then an experiment arm `translated`. `target`: a folder of unlabeled images of the target condition (or
+    one subfolder per condition); their labels are never read. method "model" trains a translator
+    (`train-translator`, semantic consistency from the chain's real-data segmenter); "photometric" needs no
+    training and no target images."""
+
+    target: str | None = None
+    conditions: tuple[str, ...] = Field(("night",), min_length=1)
+    method: Literal["model", "photometric"] = "model"
+    source_condition: str | None = None  # translate only the training images of this condition (meta.csv)
+    k: int = Field(1, ge=1)  # translations per image and condition
+    seed: int = 0
+    model: TranslatorModelConfig = Field(default_factory=TranslatorModelConfig)
+    train: TranslatorTrainConfig = Field(default_factory=TranslatorTrainConfig)
+
+
+StageArm = Literal["real", "copy_paste", "synthetic_original", "synthetic_recomposed", "translated"]
 
 
 class ExperimentStageConfig(Strict):
@@ -443,6 +460,8 @@ class PipelineConfig(Strict):
 
     Without `generator` it stops after the real-data segmenter and its analysis; with it, it goes on: generator ->
     class bank -> recomposed maps -> synthesis -> fidelity filter -> experiment (mix, train, evaluate) -> report.
+    With `translate`: translator -> translated training set -> the experiment's `translated` arm (with or without
+    a generator). Experiment arms whose synthetic set the chain does not make are left out.
     Everything that steers (segmenter validation, recomposition targets, filter reference, arm selection) uses the
     validation split; without one (data.val_split missing or null), `holdout` carves it from train before any
     training. The test split (`eval_split`) is only reported. Without `data.size`, every stage works at the first
@@ -458,6 +477,7 @@ class PipelineConfig(Strict):
     holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
     generator: GenStageConfig | None = None
     synth: SynthStageConfig = Field(default_factory=SynthStageConfig)
+    translate: TranslateStageConfig | None = None  # set: translate the training images into other conditions
     experiment: ExperimentStageConfig = Field(default_factory=ExperimentStageConfig)
 
     def seg_config(self) -> SegConfig:

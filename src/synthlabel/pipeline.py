@@ -1,6 +1,7 @@
 """The whole chain for one experiment, as stages that skip themselves when their outputs exist:
 data (demo, validation split) -> analyze -> real-data segmenter -> evaluate -> analyze with IoU, and with a generator:
--> train generator -> class bank -> recompose -> synthesize -> fidelity filter -> experiment -> gain report."""
+-> train generator -> class bank -> recompose -> synthesize -> fidelity filter -> experiment -> gain report; with
+`translate`: -> train translator -> translate -> the experiment's `translated` arm."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from PIL import Image
 from synthlabel.analyze import analyze
 from synthlabel.cache import Ledger, fingerprint
 from synthlabel.checkpoint import atomic_write_text
-from synthlabel.config import ExperimentConfig, PipelineConfig, build_config, to_dict
+from synthlabel.config import ExperimentConfig, PipelineConfig, TranslatorConfig, build_config, to_dict
 from synthlabel.data.datasets import SegDataset
 from synthlabel.data.toy import make_demo_dataset
 from synthlabel.downstream.workflow import (
@@ -25,8 +26,10 @@ from synthlabel.downstream.workflow import (
     settle_validation,
     train_segmenter,
 )
+from synthlabel.errors import ConfigError
 from synthlabel.eval.segmentation import metrics_markdown
 from synthlabel.experiment import RunSpec, adopt_run, num_real_images, run_experiment
+from synthlabel.generators.translation import train_translator
 from synthlabel.generators.workflow import train_generator
 from synthlabel.runs import log, setup_logging
 from synthlabel.synth.class_bank import ClassBank
@@ -35,6 +38,7 @@ from synthlabel.synth.hardness import hard_map_counts
 from synthlabel.synth.recompose import Recomposed, recompose_dataset
 from synthlabel.synth.synthesize import SynthesizeConfig, synthesize_from_config
 from synthlabel.synth.targets import Targets, read_iou
+from synthlabel.synth.translate import translate
 from synthlabel.synth.trust import write_trust_maps
 
 MAX_SIDE = 256  # default working resolution cap: the chain trains GANs, on CPUs too
@@ -65,6 +69,9 @@ class Chain:
 
 def run_pipeline(cfg: PipelineConfig) -> Path:
     """Run every stage into cfg.out; returns the path of the summary (summary.md)."""
+    t = cfg.translate
+    if t is not None and t.method == "model" and not t.target:
+        raise ConfigError("translate.method 'model' needs translate.target: a folder of unlabeled target images")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     setup_logging(out / "log.txt", role="chain")
@@ -74,9 +81,13 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     chain = Chain(cfg, out)
     chain.keys["data"] = fingerprint(to_dict(cfg.data), to_dict(cfg.demo) if cfg.demo else None)
     eval_json = real_baseline(chain)
-    report = None
+    report, synth_dirs = None, {}
     if cfg.generator is not None:
-        report = run_gain_experiment(chain, synthetic_data(chain))
+        synth_dirs |= synthetic_data(chain)
+    if cfg.translate is not None:
+        synth_dirs["translated"] = translated_data(chain)
+    if synth_dirs:
+        report = run_gain_experiment(chain, synth_dirs)
     return write_summary(out, json.loads(eval_json.read_text()), time.monotonic() - start, report)
 
 
@@ -203,6 +214,38 @@ def synthetic_data(chain: Chain) -> dict[str, Path]:
     return dirs
 
 
+def translated_data(chain: Chain) -> Path:
+    """The translator (method "model"; semantic consistency from the real-data segmenter) and the training images
+    translated into the target conditions, labels copied from their sources; returns the translated set's dir."""
+    cfg, out, t = chain.cfg, chain.out, chain.cfg.translate
+    model = None
+    if t.method == "model":
+        tr_dir, seg = out / "translator", out / "segmenter" / "model"
+        tr_cfg = TranslatorConfig(data=cfg.data, target=t.target, conditions=t.conditions, segmenter=str(seg),
+                                  source_condition=t.source_condition, model=t.model, train=t.train)  # fmt: skip
+        chain.stage(
+            "train translator",
+            fingerprint(to_dict(tr_cfg), chain.keys["data"], chain.keys["train segmenter"]),
+            [tr_dir],
+            lambda resume: train_translator(tr_cfg, tr_dir, resume=resume and (tr_dir / "config.yaml").exists()),
+        )
+        model = tr_dir / "model"
+    target = out / "translated"
+    raw = cfg.data.model_copy(update={"class_map": None})  # masks are copied as they are on disk
+    train = select_subset(open_split(raw, raw.train_split), raw)
+    if t.source_condition is not None:
+        train = train.subset([i for i, r in enumerate(train.records) if r.meta.get("condition") == t.source_condition])
+    chain.stage(
+        "translate",
+        fingerprint(chain.keys.get("train translator", t.method), t.conditions, t.k, t.seed, t.source_condition),
+        [target],
+        lambda _: translate(
+            train, target, t.conditions, t.method, t.k, t.seed, cfg.data.train_split, out / "segmenter" / "model", model
+        ),  # fmt: skip
+    )
+    return target
+
+
 def synthesize(chain: Chain, train: SegDataset, kind: str, synth_dir: Path) -> None:
     """Render the training label maps (`original`) or maps recomposed from them with the trained generator."""
     s, out = chain.cfg.synth, chain.out
@@ -255,12 +298,17 @@ def experiment_config(cfg: PipelineConfig, out: Path, synth_dirs: dict[str, Path
     """The real_aug baseline plus the configured arms, on the pipeline's data, model and training settings."""
     e = cfg.experiment
     arms = [{"name": "real_aug", "kind": "real_aug"}]
-    for name in e.arms:
+    wanted = [*e.arms, *(["translated"] if "translated" in synth_dirs and "translated" not in e.arms else [])]
+    for name in wanted:
         if name in ("real", "copy_paste"):
             arms.append({"name": name, "kind": name})
             continue
-        d = synth_dirs[name.removeprefix("synthetic_")]
-        source = {"path": str(d), "name": d.name, "keep": str(d / "keep.txt") if e.filtered else None}
+        d = synth_dirs.get(name.removeprefix("synthetic_"))
+        if d is None:
+            log.info("experiment arm %s left out: this chain makes no %s set", name, name.removeprefix("synthetic_"))
+            continue
+        filtered = e.filtered and (d / "keep.txt").is_file()  # translations are not filtered by the chain
+        source = {"path": str(d), "name": d.name, "keep": str(d / "keep.txt") if filtered else None}
         mix = {k: v for k, v in to_dict(e.mix).items() if k != "sources"}
         arms.append({"name": name, "kind": "synthetic", "sources": [source], "mix": mix})
     data = {k: v for k, v in to_dict(cfg).items() if k in ("data", "model", "train", "eval_split")}

@@ -300,8 +300,9 @@ class TranslationLoss(GANLoss):
     both). Gmain: fool D; PatchNCE between the translation and its source on the generator's own encoder features
     (`nce` weight, `patches` locations per layer, CUT's 0.07 temperature), and the same between a target image and
     its translation into its own condition (`identity`, CUT's NCE identity); semantic consistency (`consistency`
-    weight): a frozen real-data segmenter must predict the source labels on the translation (cross-entropy, ignore
-    pixels skipped). `projector` (CUT's heads) trains with G (`g_modules`)."""
+    weight, CyCADA): a frozen real-data segmenter must predict the source labels on the translation as well as on
+    the source (its cross-entropy on the translation minus that on the source: zero for the identity).
+    `projector` (CUT's heads) trains with G (`g_modules`)."""
 
     def __init__(
         self,
@@ -352,11 +353,16 @@ class TranslationLoss(GANLoss):
             if self.identity:
                 nce = (nce + self.nce_term(batch.real, self.translate(batch.real, batch), batch)) / 2
             loss, stats["G/nce"] = loss + self.nce * nce, nce.item()
-        if self.consistency > 0:
-            logits = self.segmenter(fake)
-            ce = F.cross_entropy(logits.float(), batch.label_map, ignore_index=self.ignore_index)
+        if self.consistency > 0:  # the segmenter's excess cross-entropy on the translation over the source: 0 for
+            with torch.no_grad():  # an identity translator; the gradient is that of the translation's CE
+                on_source = self.segmenter_ce(batch.source, batch)
+            ce = self.segmenter_ce(fake, batch) - on_source
             loss, stats["G/consistency"] = loss + self.consistency * ce, ce.item()
         return loss, {"G/loss": loss.item(), **stats}
+
+    def segmenter_ce(self, images: torch.Tensor, batch: GANBatch) -> torch.Tensor:
+        """The frozen segmenter's cross-entropy on `images` against the source labels (ignore pixels skipped)."""
+        return F.cross_entropy(self.segmenter(images).float(), batch.label_map, ignore_index=self.ignore_index)
 
     def nce_term(self, source: torch.Tensor, output: torch.Tensor, batch: GANBatch) -> torch.Tensor:
         """PatchNCE between `output` and `source` over the encoder layers, at locations shared by the batch."""
