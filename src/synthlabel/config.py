@@ -197,6 +197,11 @@ class DemoConfig(Strict):
     size: tuple[int, int] = (96, 128)
     seed: int = 0
     paired: bool = False
+    # train scenes of these conditions are written without labels to <data>/unlabeled/<condition>/ (the default
+    # `translate.target`): the condition-gap story
+    unlabeled: tuple[str, ...] = ()
+    # the share of scenes under day, dusk, night, fog (every split)
+    condition_weights: tuple[float, float, float, float] = (0.55, 0.2, 0.15, 0.1)
 
 
 class DiscriminatorConfig(Strict):
@@ -302,6 +307,9 @@ class TranslatorTrainConfig(Strict):
     # semantic consistency (CyCADA): the frozen real-data segmenter must predict the source labels on the
     # translation; weight of its cross-entropy. Needs `segmenter`; 0 = off (the ablation)
     consistency: float = Field(1.0, ge=0.0)
+    # paired data only (`paired: true`): weight of the L1 distance to the scene's real image in the target
+    # condition (pix2pix: 100)
+    l1: float = Field(100.0, ge=0.0)
     flip: bool = True
     augment: GenAugmentConfig = Field(default_factory=GenAugmentConfig)  # DiffAugment/ADA on D's inputs
     ema_decay: float = Field(0.999, ge=0.0, le=1.0)
@@ -318,10 +326,15 @@ class TranslatorConfig(Strict):
     """`synthlabel train-translator`: labeled source images (`data`, train split; `source_condition` keeps only the
     images of that condition in meta.csv) + unlabeled target-condition images (`target`: a folder of images, or a
     folder with one subfolder per condition) -> a translator into `conditions`. Target labels are never read.
-    `segmenter`: a real-data segmenter model directory, for the semantic-consistency loss."""
+    `segmenter`: a real-data segmenter model directory, for the semantic-consistency loss.
+
+    `paired`: the training set holds the same scenes under several conditions (meta.csv rows with the same
+    `sequence` and `frame`, e.g. `make-demo --paired`); the translator then learns each source image -> the real
+    image of its scene in the target condition (pix2pix-style: adversarial + `train.l1`), `target` is not read."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     target: str = "target"
+    paired: bool = False
     conditions: tuple[str, ...] = Field(("dusk",), min_length=1)
     source_condition: str | None = None
     segmenter: str | None = None

@@ -70,7 +70,7 @@ class Chain:
 def run_pipeline(cfg: PipelineConfig) -> Path:
     """Run every stage into cfg.out; returns the path of the summary (summary.md)."""
     t = cfg.translate
-    if t is not None and t.method == "model" and not t.target:
+    if t is not None and t.method == "model" and not t.target and not (cfg.demo and cfg.demo.unlabeled):
         raise ConfigError("translate.method 'model' needs translate.target: a folder of unlabeled target images")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,8 +101,21 @@ def prepare_data(cfg: PipelineConfig, out: Path) -> PipelineConfig:
             "demo data",
             fingerprint(to_dict(d)),
             [out / "data"],
-            lambda _: make_demo_dataset(out / "data", d.n_train, d.n_val, d.n_test, d.size, d.seed, paired=d.paired),
+            lambda _: make_demo_dataset(
+                out / "data",
+                d.n_train,
+                d.n_val,
+                d.n_test,
+                d.size,
+                d.seed,
+                condition_weights=d.condition_weights,
+                paired=d.paired,
+                unlabeled=d.unlabeled,
+            ),  # fmt: skip
         )
+        if d.unlabeled and cfg.translate is not None and not cfg.translate.target:  # the demo's unlabeled scenes
+            target = str(out / "data" / "unlabeled")
+            cfg = cfg.model_copy(update={"translate": cfg.translate.model_copy(update={"target": target})})
     cfg = with_working_size(cfg)
     data = cfg.data
     open_split(data, cfg.eval_split)  # a missing test split fails now, not after hours of training
@@ -346,6 +359,9 @@ def write_summary(out: Path, metrics: dict, seconds: float, report: Path | None 
     if report is not None:
         headline = next((body for title, body in sections.items() if title.startswith("Headline")), "")
         parts.append("## Gain of synthetic data\n\n" + headline)
+        per_condition = next((body for title, body in sections.items() if title.startswith("Per condition")), "")
+        if per_condition:  # the condition gap: each arm's test mIoU on each condition's images
+            parts.append("## Per condition (test mIoU)\n\n" + per_condition)
         parts.append(f"Full report: `{report}` (open it in a browser).")
     parts.append(
         f"Outputs: `{out}/segmenter/model` (model), `{out}/eval_{metrics['split']}.json` (metrics), "

@@ -17,6 +17,7 @@ from synthlabel.cli import main
 from synthlabel.config import TranslatorConfig, build_config
 from synthlabel.data import manifest
 from synthlabel.data.datasets import open_dataset
+from synthlabel.data.sample import to_float
 from synthlabel.errors import ConfigError, DataError
 from synthlabel.generators.io import load_generator
 from synthlabel.generators.translation import read_target_images, train_translator, translate_images
@@ -191,3 +192,31 @@ def test_target_labels_are_never_read(setup, demo_root, tmp_path):
     a = train_translator(config(demo_root, night, seg, steps=2), tmp_path / "bare").model_dir
     b = train_translator(config(demo_root, labeled, seg, steps=2), tmp_path / "beside").model_dir
     assert (a / "G.safetensors").read_bytes() == (b / "G.safetensors").read_bytes()
+
+
+def test_paired_translation_learns_each_scene_from_its_own_target_image(tmp_path):
+    """`paired: true` on `make-demo --paired` data: every batch row is a day image and the night render of the same
+    scene (meta.csv sequence + frame), flipped together; G gets the L1 term; no target folder is read."""
+    from synthlabel.data.toy import make_demo_dataset
+    from synthlabel.downstream.workflow import load_training_data
+    from synthlabel.generators.translation import TranslationTask, scene_pairs
+
+    root = make_demo_dataset(tmp_path / "paired", n_train=4, n_val=1, n_test=1, size=(32, 48), paired=True,
+                             conditions=("day", "night"), condition_weights=(0.5, 0.5))  # fmt: skip
+    cfg = config(root, tmp_path / "nowhere", None, steps=2, extra=["paired=true", "source_condition=day",
+                                                                   "train.consistency=0"])  # fmt: skip
+    train, _, spec = load_training_data(cfg.data.model_copy(update={"val_split": None}))
+    source, pairs = scene_pairs(train, "day", ["night"])
+    task = TranslationTask(cfg, source, pairs, spec, tmp_path / "task")
+    batch = task.batch(0)
+    scene = {(m["sequence"], m["condition"]): i for i, m in enumerate(train.meta)}
+    for row, i in enumerate(batch.indices.tolist()):
+        night = train.images[scene[(source.meta[i]["sequence"], "night")]]
+        assert torch.equal(batch.real[row], to_float(night)) or torch.equal(batch.real[row], to_float(night.flip(-1)))
+        flipped = not torch.equal(batch.real[row], to_float(night))
+        assert torch.equal(batch.source[row], to_float(source.images[i].flip(-1) if flipped else source.images[i]))
+    result = train_translator(cfg, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert result.steps == 2 and "G/l1" in rows[-1]
+    with pytest.raises(ConfigError, match="needs source_condition"):
+        scene_pairs(train, None, ["night"])

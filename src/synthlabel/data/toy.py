@@ -311,23 +311,28 @@ def make_demo_dataset(
     condition_weights: Sequence[float] = (0.55, 0.2, 0.15, 0.1),
     paired: bool = False,
     overwrite: bool = False,
+    unlabeled: Sequence[str] = (),
 ) -> Path:
     """Write a CamVid-layout demo dataset (train/ trainannot/ val/ ... + classes.json + meta.csv) to `out_dir`; a split
     of 0 images is left out (n_val=0: a dataset without validation split).
 
     paired=False renders each scene under one condition drawn by `condition_weights`; paired=True writes every
-    scene under every condition (`{scene:06d}_{k}.png`, sequence `scene{scene:06d}`). Written into a temporary
+    scene under every condition (`{scene:06d}_{k}.png`, sequence `scene{scene:06d}`). `unlabeled`: train scenes
+    drawn under these conditions are written as images only to `unlabeled/<condition>/` (no mask anywhere, not in
+    meta.csv): the condition-gap story, labeled day scenes and unlabeled night ones. Written into a temporary
     sibling folder and renamed at the end, so an interrupted run leaves nothing half-written.
     """
     out = Path(out_dir)
     weights = _check_conditions(conditions, condition_weights)
+    if set(unlabeled) - set(conditions) or (paired and unlabeled):
+        raise DataError(f"unlabeled conditions {list(unlabeled)} must be among {list(conditions)}, and unpaired")
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder; pick an empty folder for the demo dataset")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise DataError(f"{out}: folder is not empty; pick an empty folder or pass overwrite=True to replace it")
     with atomic_dir(out) as tmp:
         splits = (("train", n_train), ("val", n_val), ("test", n_test))
-        _write_dataset(tmp, splits, size, seed, tuple(conditions), weights, paired)
+        _write_dataset(tmp, splits, size, seed, tuple(conditions), weights, paired, tuple(unlabeled))
     return out
 
 
@@ -341,7 +346,9 @@ def _check_conditions(conditions: Sequence[str], weights: Sequence[float]) -> np
     return w / w.sum()
 
 
-def _write_dataset(root: Path, splits, size, seed: int, conditions: tuple[str, ...], weights, paired: bool) -> None:
+def _write_dataset(
+    root: Path, splits, size, seed: int, conditions: tuple[str, ...], weights, paired: bool, unlabeled=()
+) -> None:
     demo_spec().save(root / "classes.json")
     pick = np.random.default_rng([seed, 2])
     rows, index = [("split", "file", "sequence", "condition", "frame")], 0
@@ -359,6 +366,10 @@ def _write_dataset(root: Path, splits, size, seed: int, conditions: tuple[str, .
                 todo = [(int(pick.choice(len(conditions), p=weights)), f"{index:06d}.png", "demo")]
             label = Image.fromarray(scene.label.astype(np.uint8))
             for k, name, sequence in todo:
+                if split == "train" and conditions[k] in unlabeled:  # the image only, outside the dataset
+                    (root / "unlabeled" / conditions[k]).mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(render(scene, conditions[k])).save(root / "unlabeled" / conditions[k] / name)
+                    continue
                 Image.fromarray(render(scene, conditions[k])).save(root / split / name)
                 label.save(root / f"{split}annot" / name)
                 rows.append((split, name, sequence, conditions[k], index))

@@ -82,12 +82,35 @@ def source_images(train: TensorSet, condition: str | None) -> TensorSet:
     return TensorSet(train.images[idx], train.labels[idx], [train.meta[i] for i in keep])
 
 
+def scene_pairs(
+    train: TensorSet, source_condition: str | None, conditions: Sequence[str]
+) -> tuple[TensorSet, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """Paired data: (the source-condition images, {condition: (row in those images [P], the same scene's image in
+    that condition [P, 3, H, W] uint8)}); a scene is a meta.csv (sequence, frame)."""
+    if source_condition is None:
+        raise ConfigError("paired translation needs source_condition (the condition to translate from)")
+    source = source_images(train, source_condition)
+    key = {(m.get("sequence"), m.get("frame")): i for i, m in enumerate(source.meta)}
+    pairs = {}
+    for condition in conditions:
+        rows = [(key[k], i) for i, m in enumerate(train.meta)
+                if m.get("condition") == condition and (k := (m.get("sequence"), m.get("frame"))) in key]  # fmt: skip
+        if not rows:
+            raise DataError(
+                f"paired: no training image of condition {condition!r} shares a scene (meta.csv sequence + frame) "
+                f"with a {source_condition!r} image; write the pairs into meta.csv or train unpaired"
+            )
+        src, tgt = zip(*rows, strict=True)
+        pairs[condition] = (torch.tensor(src), train.images[torch.tensor(tgt)])
+    return source, pairs
+
+
 class TranslationTask:
     """Batches, sample grids (samples/: source | translations into each condition) and the model (model/: G_ema)."""
 
-    def __init__(
-        self, cfg: TranslatorConfig, source: TensorSet, pools: dict[str, torch.Tensor], spec: ClassSpec, run_dir: Path
-    ):
+    def __init__(self, cfg: TranslatorConfig, source: TensorSet, pools: dict, spec: ClassSpec, run_dir: Path):
+        """`pools`: {condition: target images [N, 3, H, W] uint8}, or with `cfg.paired` {condition: (source rows
+        [P], the paired target images [P, 3, H, W])}."""
         self.cfg, self.source, self.spec = cfg, source, spec
         self.conditions = list(cfg.conditions)
         self.pools = [pools[c] for c in self.conditions]
@@ -104,9 +127,19 @@ class TranslationTask:
         pick = torch.rand(b, generator=g)
         flips = (torch.rand(2, b, generator=g) < 0.5) & t.flip
         z = torch.randn(b, self.cfg.model.z_dim, generator=g)
-        real = torch.stack([
-            self.pools[c][int(u * len(self.pools[c]))] for c, u in zip(condition.tolist(), pick.tolist(), strict=True)
-        ])  # fmt: skip
+        if self.cfg.paired:  # a pair per row: the source image and its scene in the target condition, one flip
+            rows, targets = [], []
+            for c, u in zip(condition.tolist(), pick.tolist(), strict=True):
+                src, tgt = self.pools[c]
+                j = int(u * len(src))
+                rows.append(int(src[j]))
+                targets.append(tgt[j])
+            idx, real, flips[1] = torch.tensor(rows), torch.stack(targets), flips[0]
+        else:
+            real = torch.stack([
+                self.pools[c][int(u * len(self.pools[c]))]
+                for c, u in zip(condition.tolist(), pick.tolist(), strict=True)
+            ])  # fmt: skip
         source, labels = self.source.images[idx], self.source.labels[idx]
         source = torch.where(flips[0, :, None, None, None], source.flip(-1), source)
         labels = torch.where(flips[0, :, None, None], labels.flip(-1), labels)
@@ -181,7 +214,7 @@ def translation_trainer(
         segmenter = segmenter.to(precision.device, memory_format=torch.channels_last)
     loss = TranslationLoss(
         G, D, projector, segmenter, spec.ignore_id, augment, t.adversarial, t.nce, t.nce_patches, t.nce_identity,
-        t.consistency,
+        t.consistency, l1=t.l1 if cfg.paired else 0.0,
     )  # fmt: skip
     options = GANOptions(
         t.steps, t.batch_size, t.lr_g, t.lr_d, t.betas, t.ema_decay, t.precision, t.device, log_every=t.log_every,
@@ -200,9 +233,12 @@ def train_translator(
     run_dir = Path(run_dir)
     data = cfg.data.model_copy(update={"val_split": None})
     train, _, spec = load_training_data(data)
-    source = source_images(train, cfg.source_condition)
+    if cfg.paired:
+        source, pools = scene_pairs(train, cfg.source_condition, cfg.conditions)
+    else:
+        source = source_images(train, cfg.source_condition)
+        pools = read_target_images(cfg.target, cfg.conditions, tuple(int(s) for s in source.images.shape[-2:]))
     size = tuple(int(s) for s in source.images.shape[-2:])
-    pools = read_target_images(cfg.target, cfg.conditions, size)
     segmenter = check_translator(cfg, spec, size)
     precision = local_precision(cfg.train.precision, cfg.train.device)
     run = open_run(cfg, cfg.data, run_dir, resume) if distributed.is_main() else None
@@ -211,7 +247,9 @@ def train_translator(
         run.write_env(precision.describe())
     if resume:
         trainer.restore()
-    counts = ", ".join(f"{c}: {len(p)}" for c, p in pools.items())
+    counts = ", ".join(
+        f"{c}: {len(p[0] if cfg.paired else p)}{' pairs' if cfg.paired else ''}" for c, p in pools.items()
+    )
     log.info("training %s on %d source images -> %s at %s, %d steps, consistency %g, %s", cfg.model.name,
              len(source), counts, size, cfg.train.steps, cfg.train.consistency if segmenter else 0.0,
              precision.describe())  # fmt: skip

@@ -301,7 +301,8 @@ class TranslationLoss(GANLoss):
     (`nce` weight, `patches` locations per layer, CUT's 0.07 temperature), and the same between a target image and
     its translation into its own condition (`identity`, CUT's NCE identity); semantic consistency (`consistency`
     weight, CyCADA): a frozen real-data segmenter must predict the source labels on the translation as well as on
-    the source (its cross-entropy on the translation minus that on the source: zero for the identity).
+    the source (its cross-entropy on the translation minus that on the source: zero for the identity). With paired
+    data, `l1` weighs the L1 distance to the real image of the same scene in the target condition (pix2pix).
     `projector` (CUT's heads) trains with G (`g_modules`)."""
 
     def __init__(
@@ -317,8 +318,10 @@ class TranslationLoss(GANLoss):
         patches: int = 128,
         identity: bool = True,
         consistency: float = 1.0,
+        l1: float = 0.0,
     ):
         super().__init__(generator, discriminator, augment)
+        self.l1 = l1  # paired data: batch.real is the source's scene in the target condition
         if consistency > 0 and segmenter is None:
             raise ValueError("semantic consistency needs a real-data segmenter; give one or set consistency to 0")
         self.projector, self.segmenter, self.ignore_index = projector, segmenter, ignore_index
@@ -353,6 +356,9 @@ class TranslationLoss(GANLoss):
             if self.identity:
                 nce = (nce + self.nce_term(batch.real, self.translate(batch.real, batch), batch)) / 2
             loss, stats["G/nce"] = loss + self.nce * nce, nce.item()
+        if self.l1 > 0:
+            l1 = F.l1_loss(fake.float(), batch.real.float())
+            loss, stats["G/l1"] = loss + self.l1 * l1, l1.item()
         if self.consistency > 0:  # the segmenter's excess cross-entropy on the translation over the source: 0 for
             with torch.no_grad():  # an identity translator; the gradient is that of the translation's CE
                 on_source = self.segmenter_ce(batch.source, batch)
