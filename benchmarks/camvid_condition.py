@@ -15,8 +15,9 @@ default 0.3, not tuned: CamVid val is all day, so no dusk figure could choose it
 
 Order (every step cached; a killed run resumes): the baseline's seed-0 run (the consistency segmenter); the two
 translators; the translated sets (with their label consistency: the segmenter's mIoU on the translations over its
-mIoU on the sources); the experiment. `--arms` runs only the named arms (plus the baseline, which every delta
-needs), so two processes can share the work:
+mIoU on the sources; condition fidelity: the share a day-vs-dusk classifier, trained on the day images and the
+unlabeled dusk ones, calls dusk; the near-copy rate against the dusk images); the experiment. `--arms` runs only
+the named arms (plus the baseline, which every delta needs), so two processes can share the work:
 
     python benchmarks/camvid_condition.py --seeds 0 --arms translation,oracle
     python benchmarks/camvid_condition.py --seeds 0 --arms photometric,translation_no_consistency
@@ -35,12 +36,22 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
 from camvid_gain import RARE, base_config, chosen_steps, restore_runs
+from camvid_lowshot import SIZE
 from common import REPO, SHARED_CAMVID, machine
 
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ExperimentConfig, TranslatorConfig, build_config
-from synthlabel.data.datasets import open_dataset
+from synthlabel.data.datasets import open_dataset, read_rgb
+from synthlabel.data.layouts import list_images
+from synthlabel.eval.generator_metrics import (
+    ConditionClassifier,
+    condition_fidelity,
+    fit_condition_classifier,
+    memorization,
+)
 from synthlabel.experiment import RunSpec, num_real_images, run_experiment, run_one
 from synthlabel.generators.translation import train_translator
 from synthlabel.runs import setup_logging
@@ -94,7 +105,7 @@ def translator(args, split: Path, target: Path, segmenter: Path, consistency: bo
         overrides.append("train.consistency=0")
     cfg = build_config(
         TranslatorConfig,
-        {"data": {"path": str(args.data), "size": [96, 128], "subset": {"file": str(split)}, "val_split": None},
+        {"data": {"path": str(args.data), "size": SIZE, "subset": {"file": str(split)}, "val_split": None},
          "target": str(target), "conditions": [TARGET], "source_condition": SOURCE,
          "segmenter": str(segmenter) if consistency else None},
         overrides,
@@ -116,6 +127,40 @@ def translated_set(args, split: Path, name: str, segmenter: Path, model: Path | 
     day = day.subset(day.indices_of(split.read_text().split(), split))
     method = "photometric" if model is None else "model"
     return translate(day, out, [TARGET], method=method, k=1, seed=0, segmenter=segmenter, model=model)
+
+
+def condition_metrics(args, split: Path, target: Path, sets: dict[str, Path]) -> dict:
+    """Per translated set: condition fidelity (the share of its images the condition classifier calls dusk) and
+    the near-copy rate against the unlabeled dusk images. The classifier learns day vs dusk from the day train
+    images and the unlabeled dusk ones (conditions only, no labels); its accuracy on each condition's test images
+    (images only) says how far to trust it. Cached in condition_metrics.json."""
+    path = args.cache / "condition_metrics.json"
+    done = json.loads(path.read_text()) if path.is_file() else {}
+    todo = [name for name in sets if name not in done]
+    if not todo:
+        return done
+    day = open_dataset(args.data, "train")
+    day = day.subset(day.indices_of(split.read_text().split(), split)).load(SIZE, desc="load day").images
+    dusk = torch.from_numpy(np.stack([read_rgb(f, SIZE) for f in list_images(target)])).permute(0, 3, 1, 2)
+    clf_dir = args.cache / "condition_classifier"
+    if (clf_dir / "config.json").is_file():
+        classifier = ConditionClassifier.load(clf_dir)
+    else:
+        classifier = fit_condition_classifier(torch.cat([day, dusk]), [SOURCE] * len(day) + [TARGET] * len(dusk))
+        classifier.save(clf_dir)
+    if "classifier_test_accuracy" not in done:
+        test = open_dataset(args.data, "test").load(SIZE, desc="load test images")
+        done["classifier_test_accuracy"] = {
+            c: condition_fidelity(classifier, test.images[[m["condition"] == c for m in test.meta]], c)
+            for c in (SOURCE, TARGET)
+        }
+        done["sources_called_dusk"] = condition_fidelity(classifier, day, TARGET)
+    for name in todo:
+        images = open_dataset(sets[name], "train").load(SIZE, desc=f"load {name}").images
+        done[name] = {"condition_fidelity": condition_fidelity(classifier, images, TARGET),
+                      "near_copy_rate": memorization(images, dusk)["near_copy_rate"]}  # fmt: skip
+    atomic_write_text(path, json.dumps(done, indent=1))
+    return done
 
 
 def arm_configs(sets: dict[str, Path], fraction: float) -> list[dict]:
@@ -140,6 +185,8 @@ def run(args) -> None:
         elif arm.startswith("translation"):
             model = translator(args, split, target, segmenter, consistency=arm == "translation")
             sets[arm] = translated_set(args, split, arm, segmenter, model)
+    if sets:
+        condition_metrics(args, split, target, sets)
     cfg["arms"] = arm_configs(sets, args.fraction)
     if "oracle" in args.arms:  # every train image with its label: the day images and the 62 dusk ones
         cfg["arms"].append({"name": "oracle", "kind": "real_aug", "overrides": ["data.subset.file=null"]})
@@ -159,6 +206,8 @@ def publish(args, seconds: float) -> None:
         small = {k: report.get(k) for k in ("fidelity", "synthetic_miou", "real_miou", "per_class_fidelity")}
         (args.out / "consistency").mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out / "consistency" / f"{path.parent.name[4:]}.json", json.dumps(small, indent=1))
+    if (args.cache / "condition_metrics.json").is_file():
+        shutil.copyfile(args.cache / "condition_metrics.json", args.out / "condition_metrics.json")
     if (exp / "report.md").is_file():
         shutil.copyfile(exp / "report.md", args.out / "report.md")
     print(json.dumps(headline(args, seconds), indent=1))
@@ -202,6 +251,9 @@ def headline(args, seconds: float | None = None) -> dict:
     head["label_consistency"] = {
         p.stem: json.loads(p.read_text())["fidelity"] for p in sorted((args.out / "consistency").glob("*.json"))
     }
+    metrics = args.out / "condition_metrics.json"
+    if metrics.is_file():  # condition fidelity and near-copy rate of each translated set
+        head["condition_metrics"] = json.loads(metrics.read_text())
     head["rare_classes"] = list(RARE)
     if seconds is not None:
         head["seconds_this_invocation"] = round(seconds)

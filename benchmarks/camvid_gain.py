@@ -403,7 +403,9 @@ def parse_args(argv):
     p.add_argument("--fractions", default=",".join(map(str, FRACTIONS)), help="synthetic batch shares (variants)")
     p.add_argument("--quick", action="store_true", help="low-shot, seed 0, 200-step schedules (smoke run)")
     p.add_argument("--ablation", action="store_true", help="N=50, seeds 0,1: every lever on and off, on val")
-    p.add_argument("--levers", help=f"ablation levers (default: all of {','.join(LEVERS)}; copy_paste names the reference arm)")
+    p.add_argument(
+        "--levers", help=f"ablation levers (default: all of {','.join(LEVERS)}; copy_paste names the reference arm)"
+    )
     p.add_argument("--only", action="store_true", help="ablation: only the levers named, not their 'off' arms")
     p.add_argument("--summarize", action="store_true", help="ablation: publish finished runs and the table only")
     p.add_argument("--headline-only", action="store_true", help="rebuild headline.json from committed results")

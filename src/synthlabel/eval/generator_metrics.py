@@ -271,11 +271,21 @@ def train_condition_classifier_on(
     if not keep:
         raise DataError(f"{dataset.root}: split '{dataset.split}' has no conditions; add them to meta.csv")
     data = dataset.subset(keep).load(tuple(cfg.size), desc="load condition data")
-    conditions = [m["condition"] for m in data.meta]
+    return fit_condition_classifier(data.images, [m["condition"] for m in data.meta], cfg)
+
+
+def fit_condition_classifier(
+    images: torch.Tensor, conditions: Sequence[str], cfg: ConditionClassifierConfig | None = None
+) -> ConditionClassifier:
+    """The condition classifier from images [N, 3, H, W] (uint8 or float) and their condition names: no labels
+    needed, so unlabeled target-condition images serve (`train_condition_classifier_on` for a labeled split)."""
+    cfg = cfg or ConditionClassifierConfig()
+    if len(images) != len(conditions):
+        raise ValueError(f"{len(images)} images but {len(conditions)} condition names")
     names = sorted(set(conditions))
     torch.manual_seed(cfg.seed)
     model = ConditionClassifier(names, cfg.width, cfg.size)
-    x = F.interpolate(_as_float(data.images), size=model.size, mode="bilinear", align_corners=False, antialias=True)
+    x = F.interpolate(_as_float(images), size=model.size, mode="bilinear", align_corners=False, antialias=True)
     y = torch.tensor([names.index(c) for c in conditions])
     loop = SupervisedConfig(
         cfg.steps, cfg.batch_size, cfg.lr, 1e-4, seed=cfg.seed, channels_last=False, desc="train condition classifier"
