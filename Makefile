@@ -15,8 +15,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install -q $(PIP_C) -e '.[dev]'
 	touch $@
 
+# Two stories on procedural road scenes: label map -> image (rare classes), then the condition gap (day -> night/fog)
 demo: install
 	$(BIN)/synthlabel run configs/demo.yaml
+	$(BIN)/synthlabel run configs/demo_condition.yaml
 
 # Reports are checked in a real headless browser; Chromium comes from Debian's packages where we may install it.
 browser:
