@@ -17,6 +17,7 @@ SPEED_ONLY = {
     ("synthlabel.cli.chain", "synthlabel.pipeline"),
     ("synthlabel.cli.classify", "synthlabel.cls.experiment"),
     ("synthlabel.cli.classify", "synthlabel.cls.report"),
+    ("synthlabel.cli.mining", "synthlabel.mining.mine"),
     ("synthlabel.cli.segment", "synthlabel.analyze"),
     ("synthlabel.cli.segment", "synthlabel.downstream.workflow"),
     ("synthlabel.cli.segment", "synthlabel.eval.distribution"),

@@ -342,6 +342,33 @@ class TranslatorConfig(Strict):
     train: TranslatorTrainConfig = Field(default_factory=TranslatorTrainConfig)
 
 
+class MineConfig(Strict):
+    """`synthlabel mine`: a recorded drive (`source`: a folder of frames or a video) scored by the user's
+    segmenters; the frames in the `before`/`after` window of each event in `events` (or all with `whole_drive`, or
+    when there are no events) ranked by `score`, near-duplicates dropped (`duplicates`: standardized feature
+    distance below which a frame repeats one already queued; 0 = off), spread by score-weighted k-center on the
+    segmenter's features (`diversity`), `k` of them queued."""
+
+    source: str
+    segmenters: tuple[str, ...] = Field(min_length=1)
+    events: str | None = None
+    score: Literal["entropy", "mc_dropout", "ensemble", "flicker", "class_targeted"] = "entropy"
+    classes: tuple[str, ...] = ()  # for class_targeted, e.g. (Pedestrian, Bicyclist)
+    before: float = Field(5.0, ge=0.0)  # window before each event, in the drive's time unit (s with a rate)
+    after: float = Field(0.0, ge=0.0)
+    whole_drive: bool = False
+    k: int = Field(25, ge=1)
+    duplicates: float = Field(0.2, ge=0.0)
+    diversity: bool = True
+    mc_passes: int = Field(8, ge=2)
+    rate: float | None = Field(None, gt=0.0)  # video: frames kept per second (default: every frame)
+    every: int = Field(1, ge=1)  # folder: keep every n-th frame
+    fps: float | None = Field(None, gt=0.0)  # folder: frame rate, so that times (and events) are seconds
+    # the image URL of each Label Studio task; {path} is the frame's path under the mine output, {name} its name
+    image_url: str = "/data/local-files/?d={path}"
+    seed: int = 0
+
+
 class ArmConfig(Strict):
     """One arm of an experiment, as changes to the experiment's base training config.
 

@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from synthlabel import distributed
-from synthlabel.cli import chain, classify, data, segment, synthesis
+from synthlabel.cli import chain, classify, data, mining, segment, synthesis
 from synthlabel.errors import SynthlabelError
 from synthlabel.runs import setup_logging
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--debug", action="store_true", help="print the traceback of an error, not just its message")
     sub = p.add_subparsers(dest="command", required=True)
-    for module in (data, segment, synthesis, classify, chain):
+    for module in (data, segment, synthesis, classify, mining, chain):
         module.add_parsers(sub)
     return p
 
