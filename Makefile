@@ -6,7 +6,7 @@ CONSTRAINTS ?= constraints.txt
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 BIN := $(VENV)/bin
 
-.PHONY: install browser demo test lint clean
+.PHONY: install browser labelstudio demo test lint clean
 
 install: $(VENV)/.installed
 
@@ -26,13 +26,20 @@ browser:
 	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) || \
 	  echo "note: Chromium could not be installed; the browser check of the report is skipped"
 
+# Label Studio in its own venv (its pins clash with ours), for the labeling round-trip test of `synthlabel mine`
+labelstudio: $(VENV)-labelstudio/.installed
+
+$(VENV)-labelstudio/.installed:
+	@($(PY) -m venv $(VENV)-labelstudio && $(VENV)-labelstudio/bin/pip install -q "label-studio==1.23.*" && touch $@) || \
+	  echo "note: Label Studio could not be installed; the labeling round-trip test is skipped"
+
 # One thread per process: several tests start 2-process torch.distributed groups or kill/resume subprocesses, and
 # oversubscribed OpenMP threads on a small CPU slow them tens of times.
-test: install browser
+test: install browser labelstudio
 	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks && $(BIN)/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs demo_out
+	rm -rf $(VENV) $(VENV)-labelstudio runs demo_out
