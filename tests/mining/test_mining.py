@@ -20,6 +20,7 @@ from synthlabel.mining import labelstudio as ls
 from synthlabel.mining.frames import read_drive, read_events
 from synthlabel.mining.scores import class_targeted, flicker, mean_entropy, mutual_information
 from synthlabel.mining.select import event_windows, k_center, rank_frames, suppress_duplicates
+from synthlabel.report.browser import chromium_path, render_check
 
 
 def test_entropy_is_zero_for_certain_pixels_and_log_k_for_uniform_ones():
@@ -137,6 +138,9 @@ def test_mine_queues_frames_before_the_event_and_writes_tasks_and_a_review_page(
     assert "Score over the drive" in (out / "review.html").read_text()
     lines = (out / "scores.csv").read_text().splitlines()
     assert lines[0].startswith("frame,time,event,entropy,mc_dropout,flicker") and len(lines) == 5
+    if chromium_path() is not None:  # the review page in a real headless browser: the timeline and the grid
+        check = render_check(out / "review.html")
+        assert check.ok and check.images_total == 2 and check.images_loaded == 2, check
 
 
 def test_import_labels_brings_the_queue_back_as_a_dataset(drive, tmp_path):
