@@ -1,0 +1,200 @@
+"""Benchmark (issue 15): does mining pick frames worth labeling? CamVid at 96x128, seeds 0,1,2. Start from N=25
+labeled train images (the low-shot subset of the seed); acquire 25 more from the rest of the train pool by each
+strategy, retrain at the same budget, and repeat once (25 -> 50 -> 75). Strategies (the scores of
+`synthlabel.mining`, computed by the current round's model on the unlabeled pool):
+- random;
+- entropy: highest mean predictive entropy;
+- mc_dropout: highest BALD mutual information over 8 dropout passes;
+- entropy_diversity: entropy-weighted k-center on the segmenter's features, near-duplicates dropped;
+- class_targeted: low confidence on, or a vanishing area of, the five rare classes.
+Also the Spearman correlation, on the test frames, between each score of the N=25 model and the frame's true error
+(1 - its mIoU over the classes present).
+
+Every round trains the segmenter of camvid_lowshot (settings chosen on val) for the same steps (`--steps`,
+default the N=50 budget of the val learning curve); each finished round is cached under
+benchmarks/results/camvid_active/runs/ (its acquired frames and test metrics), so a killed profile resumes:
+
+    python benchmarks/camvid_active.py --seeds 0 --strategies random,entropy      # a part
+    python benchmarks/camvid_active.py --summarize                                # headline.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from camvid_gain import RARE, chosen_steps
+from camvid_lowshot import DEFAULTS, SIZE, selected_overrides
+from common import REPO, SHARED_CAMVID, machine
+from scipy.stats import spearmanr
+
+from synthlabel.checkpoint import atomic_write_text
+from synthlabel.config import SegConfig, build_config
+from synthlabel.data.datasets import open_dataset
+from synthlabel.data.subset import lowshot_indices
+from synthlabel.device import resolve_precision
+from synthlabel.downstream.segmenter import load_segmenter
+from synthlabel.downstream.workflow import evaluate_segmenter, train_segmenter
+from synthlabel.eval.generator_metrics import per_image_miou
+from synthlabel.mining.scores import score_frames
+from synthlabel.mining.select import rank_frames
+from synthlabel.runs import setup_logging
+
+STRATEGIES = ("random", "entropy", "mc_dropout", "entropy_diversity", "class_targeted")
+START, STEP, ROUNDS = 25, 25, 2
+SCORE_OF = {"entropy": "entropy", "mc_dropout": "mc_dropout", "entropy_diversity": "entropy",
+            "class_targeted": "class_targeted"}  # fmt: skip
+
+
+def train_round(args, names: list[str], key: str, seed: int) -> dict:
+    """Train on the named train images (cached by key) and score on test; returns the round's record."""
+    path = args.out / "runs" / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    split = args.cache / f"{key}.txt"
+    split.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(split, "".join(n + "\n" for n in names))
+    chosen, _ = selected_overrides(REPO / "benchmarks" / "results" / "camvid_lowshot" / "tune")
+    cfg = build_config(
+        SegConfig, {"data": {"path": str(args.data), "size": SIZE, "subset": {"file": str(split)}}},
+        [*DEFAULTS, *chosen, f"train.steps={args.steps}", f"train.seed={seed}"],
+    )  # fmt: skip
+    run_dir = args.cache / key
+    start = time.monotonic()
+    train_segmenter(cfg, run_dir, resume=(run_dir / "train_state.pt").is_file())
+    metrics = evaluate_segmenter(run_dir / "model", args.data, "test")
+    record = {"key": key, "seed": seed, "labeled": names, "steps": args.steps, "miou": metrics["miou"],
+              "per_class_iou": metrics["per_class_iou"], "seconds": round(time.monotonic() - start)}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1))
+    return record
+
+
+def acquire(args, strategy: str, model_dir: Path, labeled: list[str], pool_ds, seed: int, round_: int) -> list[str]:
+    """STEP names from the unlabeled pool by `strategy`, scored by the model of this round."""
+    pool = [r.image.name for r in pool_ds.records if r.image.name not in set(labeled)]
+    if strategy == "random":
+        return random.Random(seed * 1000 + round_).sample(pool, STEP)
+    index = {r.image.name: i for i, r in enumerate(pool_ds.records)}
+    images = pool_ds.load(SIZE, desc="load pool").images
+    rows = [index[n] for n in pool]
+    model, meta = load_segmenter(model_dir)
+    spec = pool_ds.out_spec
+    rare = [spec.id_of(c) for c in RARE] if strategy == "class_targeted" else []
+    area = None
+    if rare:  # the classes' pixel share on the labeled images: a frame where they vanish is suspect
+        lab = [index[n] for n in labeled]
+        labels = pool_ds.load(SIZE).labels[lab]
+        area = [float((labels == k).float().mean()) for k in range(spec.num_classes)]
+    scored = score_frames([model], images[rows], resolve_precision("auto", "auto"), 8, rare, area, seed=seed)
+    score = scored.scores[SCORE_OF[strategy]]
+    diverse = strategy == "entropy_diversity"
+    picked, _ = rank_frames(score, scored.features, STEP, duplicate_threshold=0.2 if diverse else 0.0,
+                            diversity=diverse)  # fmt: skip
+    return [pool[i] for i in picked]
+
+
+def spearman_of_scores(args, model_dir: Path, seed: int) -> dict:
+    """Each score of the N=25 model on the test frames against their true error (1 - per-frame mIoU)."""
+    path = args.out / "runs" / f"spearman_s{seed}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    test = open_dataset(args.data, "test").load(SIZE, desc="load test")
+    spec = open_dataset(args.data, "test").out_spec
+    model, _ = load_segmenter(model_dir)
+    rare = [spec.id_of(c) for c in RARE]
+    scored = score_frames([model], test.images, resolve_precision("auto", "auto"), 8, rare, seed=seed)
+    error = 1 - np.nan_to_num(np.array(per_image_miou(scored.predictions, test.labels, spec.num_classes,
+                                                      spec.ignore_id)), nan=1.0)  # fmt: skip
+    rho = {name: float(spearmanr(s.numpy(), error).statistic) for name, s in scored.scores.items()}
+    out = {name: None if np.isnan(r) else r for name, r in rho.items()}  # constant scores have no rank order
+    atomic_write_text(path, json.dumps(out, indent=1))
+    return out
+
+
+def run(args) -> None:
+    train = open_dataset(args.data, "train")
+    names = [r.image.name for r in train.records]
+    for seed in args.seeds:
+        start = sorted(names[i] for i in lowshot_indices(len(names), START, seed))
+        first = train_round(args, start, f"n{START}_s{seed}", seed)
+        spearman_of_scores(args, args.cache / first["key"] / "model", seed)
+        for strategy in args.strategies:
+            labeled, prev = list(start), first
+            for r in range(1, ROUNDS + 1):
+                key = f"{strategy}_n{START + r * STEP}_s{seed}"
+                if not (args.out / "runs" / f"{key}.json").is_file():
+                    labeled = labeled + acquire(args, strategy, args.cache / prev["key"] / "model", labeled, train,
+                                                seed, r)  # fmt: skip
+                else:
+                    labeled = json.loads((args.out / "runs" / f"{key}.json").read_text())["labeled"]
+                prev = train_round(args, labeled, key, seed)
+    print(json.dumps(headline(args), indent=1))
+
+
+def headline(args) -> dict:
+    runs = [json.loads(p.read_text()) for p in sorted((args.out / "runs").glob("*_s*.json"))
+            if not p.name.startswith("spearman")]  # fmt: skip
+    by = {}
+    for r in runs:
+        strategy, rest = ("start", r["key"][1:]) if r["key"].startswith(f"n{START}_") else r["key"].rsplit("_n", 1)
+        by.setdefault(strategy, {}).setdefault(int(rest.split("_s")[0]), []).append(r)
+    start = by.get("start", {}).get(START, [])
+    curves, rare = {}, {}
+    for strategy in STRATEGIES:
+        points = {str(START): start, **{str(n): rs for n, rs in by.get(strategy, {}).items()}}
+        curves[strategy] = {n: round(100 * float(np.mean([r["miou"] for r in rs])), 2) for n, rs in points.items()
+                            if rs}  # fmt: skip
+        rare[strategy] = {n: round(100 * float(np.mean([rare_mean(r) for r in rs])), 2) for n, rs in points.items()
+                          if rs}  # fmt: skip
+    spear = [json.loads(p.read_text()) for p in sorted((args.out / "runs").glob("spearman_s*.json"))]
+    head = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
+            "command": "python benchmarks/camvid_active.py " + " ".join(sys.argv[1:]), "steps": args.steps,
+            "curves": curves, "rare": rare,
+            "spearman": {k: round(float(np.mean([s[k] for s in spear if s[k] is not None] or [np.nan])), 3)
+                         for k in (spear[0] if spear else {})},
+            "seeds": sorted({r["seed"] for r in runs})}  # fmt: skip
+    atomic_write_text(args.out / "headline.json", json.dumps(head, indent=1))
+    return head
+
+
+def rare_mean(record: dict) -> float:
+    return float(np.mean([record["per_class_iou"][c] or 0 for c in RARE]))
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=SHARED_CAMVID)
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "camvid_active")
+    p.add_argument("--cache", type=Path, default=REPO / "benchmarks" / "cache" / "camvid_active")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--strategies", default=",".join(STRATEGIES))
+    p.add_argument("--steps", type=int, help="segmenter steps per round (default: the N=50 val-curve budget)")
+    p.add_argument("--summarize", action="store_true")
+    args = p.parse_args(argv)
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.strategies = args.strategies.split(",")
+    unknown = sorted(set(args.strategies) - set(STRATEGIES))
+    if unknown:
+        p.error(f"unknown strategies {unknown}; known: {', '.join(STRATEGIES)}")
+    args.steps = args.steps or chosen_steps("n50")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    if args.summarize:
+        print(json.dumps(headline(args), indent=1))
+        return 0
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
