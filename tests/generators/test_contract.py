@@ -27,6 +27,8 @@ def generator_kwargs(name: str) -> dict:
     """Constructor kwargs as read back from JSON, by what the generator is conditioned on."""
     if is_class(name):
         return {"num_classes": CLASS_K, "channels": 1, "image_size": list(CLASS_SIZE), "width": 4, "z_dim": 8}
+    if GENERATORS.get(name).conditioning == ("noise",):  # unconditional latent GANs
+        return {"z_dim": 8, "w_dim": 8, "width": 4, "max_channels": 16, "image_size": list(SIZE)}
     if "image" in GENERATORS.get(name).conditioning:  # translators: no labels, noise on
         return {"num_conditions": C, "width": 8, "image_size": list(SIZE), "z_dim": 4, "blocks": 2}
     return {"num_classes": K, "num_conditions": C, "width": 8, "image_size": list(SIZE)}
@@ -35,6 +37,8 @@ def generator_kwargs(name: str) -> dict:
 def discriminator_kwargs(name: str) -> dict:
     if is_class(name, DISCRIMINATORS):
         return {"num_classes": CLASS_K, "channels": 1, "image_size": list(CLASS_SIZE), "width": 4}
+    if not DISCRIMINATORS.get(name).conditioning:  # unconditional
+        return {"width": 4, "max_channels": 16, "image_size": list(SIZE)}
     if "label_map" not in DISCRIMINATORS.get(name).conditioning:  # image-only (translators' discriminators)
         return {"num_conditions": C, "width": 8}
     return {"num_classes": K, "num_conditions": C, "width": 8}
@@ -65,7 +69,7 @@ def inputs(net: torch.nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
 
 def image_for(net: torch.nn.Module, given: dict) -> torch.Tensor:
     """A real-looking image batch for a discriminator."""
-    batch = len(next(iter(given.values())))
+    batch = len(next(iter(given.values()))) if given else 2
     channels, size = (1, CLASS_SIZE) if "class" in net.conditioning else (3, SIZE)
     return torch.rand(batch, channels, *size, generator=torch.Generator().manual_seed(3)) * 2 - 1
 
@@ -114,11 +118,12 @@ def run(net, given: dict, image: torch.Tensor | None = None):
 def test_every_network_declares_its_interface(registry):
     for name in registry.names():
         net = registry.get(name)
-        assert net.conditioning and set(net.conditioning) <= set(INPUTS), name
+        assert set(net.conditioning) <= set(INPUTS), name
+        assert net.conditioning or registry is DISCRIMINATORS, name  # a generator takes something
     for name in GENERATORS.names():
         G = make_generator(name)
         assert G.z_dim >= 0 and len(G.image_size) == 2 and G.channels in (1, 3), name
-        assert G.num_classes > 0 or "image" in G.conditioning, name  # a translator never sees labels
+        assert G.num_classes > 0 or "label_map" not in G.conditioning, name  # translators, latent GANs: none
 
 
 @pytest.mark.parametrize("name", GENERATORS.names())

@@ -73,10 +73,11 @@ def server(tmp_path_factory):
             try:
                 api.call("GET", "/api/projects")
                 break
-            except (urllib.error.URLError, ConnectionError, OSError):
+            except (urllib.error.URLError, ConnectionError, OSError) as exc:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.flush()
-                    raise RuntimeError("Label Studio did not start:\n" + (home / "server.log").read_text()[-3000:])
+                    tail = (home / "server.log").read_text()[-3000:]
+                    raise RuntimeError("Label Studio did not start:\n" + tail) from exc
                 time.sleep(2)
         yield api
     finally:
@@ -100,8 +101,8 @@ def test_tasks_go_to_a_real_server_and_its_export_comes_back_as_the_painted_mask
     out = tmp_path / "mine"
     assert main(["mine", str(frames), "--segmenter", str(seg / "model"), "--k", "3", "--duplicates", "0",
                  "--out", str(out)]) == 0  # fmt: skip
-    project = server.call("POST", "/api/projects", {"title": "synthlabel round trip",
-                                                    "label_config": (out / "labeling_config.xml").read_text()})  # fmt: skip
+    config = (out / "labeling_config.xml").read_text()
+    project = server.call("POST", "/api/projects", {"title": "synthlabel round trip", "label_config": config})
     tasks = json.loads((out / "tasks.json").read_text())
     server.call("POST", f"/api/projects/{project['id']}/import", tasks)
     listed = server.call("GET", f"/api/tasks?project={project['id']}&page_size=100")
@@ -129,6 +130,6 @@ def test_tasks_go_to_a_real_server_and_its_export_comes_back_as_the_painted_mask
                  str(tmp_path / "labeled")]) == 0  # fmt: skip
     ds = open_dataset(tmp_path / "labeled", "train")
     assert sorted(r.image.name for r in ds.records) == sorted(painted)
-    for i, record in enumerate(ds.records):
+    for record in ds.records:
         raw = np.array(Image.open(record.mask))
         assert np.array_equal(raw, painted[record.image.name]), record.image.name

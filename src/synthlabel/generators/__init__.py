@@ -8,6 +8,7 @@ from synthlabel.generators import (  # noqa: F401  (registers the models)
     discriminators,
     pix2pix,
     spade,
+    stylegan,
     translator,
 )
 from synthlabel.registry import Registry
