@@ -22,6 +22,7 @@ SPEED_ONLY = {
     ("synthlabel.cli.segment", "synthlabel.downstream.workflow"),
     ("synthlabel.cli.segment", "synthlabel.eval.distribution"),
     ("synthlabel.cli.synthesis", "synthlabel.downstream.workflow"),
+    ("synthlabel.cli.synthesis", "synthlabel.generators.latent"),
     ("synthlabel.cli.synthesis", "synthlabel.generators.translation"),
     ("synthlabel.cli.synthesis", "synthlabel.generators.workflow"),
     ("synthlabel.cli.synthesis", "synthlabel.synth.class_bank"),

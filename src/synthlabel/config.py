@@ -342,6 +342,46 @@ class TranslatorConfig(Strict):
     train: TranslatorTrainConfig = Field(default_factory=TranslatorTrainConfig)
 
 
+class LatentModelConfig(Strict):
+    """The unconditional latent GAN (`stylegan` generator and discriminator) of `train-latent-gan`."""
+
+    z_dim: int = Field(128, ge=1)
+    w_dim: int = Field(128, ge=1)
+    width: int = Field(32, ge=4)  # channels at the output resolution; doubled per level below, up to max_channels
+    max_channels: int = Field(256, ge=8)
+    mapping_layers: int = Field(4, ge=1)
+    d_width: int = Field(32, ge=4)
+
+
+class LatentTrainConfig(Strict):
+    steps: int = Field(5000, ge=1)
+    batch_size: int = Field(8, ge=2)
+    lr_g: float = Field(2e-3, gt=0)  # StyleGAN2-ADA's small-data rates
+    lr_d: float = Field(2e-3, gt=0)
+    betas: tuple[float, float] = (0.0, 0.99)
+    r1_gamma: float = Field(0.1, ge=0.0)  # small images: StyleGAN2-ADA uses ~0.01-1 below 128 px
+    r1_interval: int = Field(16, ge=1)
+    flip: bool = True
+    augment: GenAugmentConfig = Field(default_factory=GenAugmentConfig)  # DiffAugment + ADA: few images
+    ema_decay: float = Field(0.999, ge=0.0, le=1.0)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    device: str = "auto"
+    seed: int = 0
+    log_every: int = Field(25, ge=1)
+    sample_every: int = Field(500, ge=1)
+    checkpoint_every: int = Field(250, ge=1)
+
+
+class LatentGANConfig(Strict):
+    """`synthlabel train-latent-gan`: an unconditional latent GAN on *unlabeled* images (`data`'s train split,
+    images only: masks, if any, are never read; or `images`: a folder of images), at `data.size`."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    images: str | None = None  # a folder of unlabeled images instead of data's train split
+    model: LatentModelConfig = Field(default_factory=LatentModelConfig)
+    train: LatentTrainConfig = Field(default_factory=LatentTrainConfig)
+
+
 class MineConfig(Strict):
     """`synthlabel mine`: a recorded drive (`source`: a folder of frames or a video) scored by the user's
     segmenters; the frames in the `before`/`after` window of each event in `events` (or all with `whole_drive`, or

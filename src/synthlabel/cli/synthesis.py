@@ -1,4 +1,5 @@
-"""Generator-side subcommands: train-gen, bank, synth, fidelity, filter, trust, train-translator, translate."""
+"""Generator-side subcommands: train-gen, train-latent-gan, bank, synth, fidelity, filter, trust, train-translator,
+translate."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from pathlib import Path
 
 from synthlabel.cli.common import data_args, parse_pairs, resolved_config, training_args
-from synthlabel.config import GenConfig, TranslatorConfig
+from synthlabel.config import GenConfig, LatentGANConfig, TranslatorConfig
 from synthlabel.data.datasets import SegDataset, open_dataset
 from synthlabel.data.subset import read_split_file
 from synthlabel.errors import ConfigError
@@ -36,6 +37,17 @@ def cmd_train_translator(a: argparse.Namespace) -> int:
         return 0
     result = train_translator(cfg, a.out, resume=a.resume)
     print(f"translator: {result.model_dir} (samples in {result.samples_dir})")
+    return 0
+
+
+def cmd_train_latent_gan(a: argparse.Namespace) -> int:
+    from synthlabel.generators.latent import train_latent_gan
+
+    cfg = resolved_config(LatentGANConfig, a)
+    if a.dry_run:
+        return 0
+    result = train_latent_gan(cfg, a.out, resume=a.resume)
+    print(f"latent GAN: {result.model_dir} (samples in {result.samples_dir})")
     return 0
 
 
@@ -142,6 +154,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     training_args(s, "runs/translator")
     s.set_defaults(fn=cmd_train_translator)
+
+    s = sub.add_parser("train-latent-gan", help="train an unconditional latent GAN (stylegan) on unlabeled images")
+    training_args(s, "runs/latent_gan")
+    s.set_defaults(fn=cmd_train_latent_gan)
 
     s = sub.add_parser("bank", help="build the class bank: per-class segments with position/scale/neighbours")
     data_args(s)

@@ -382,3 +382,50 @@ class TranslationLoss(GANLoss):
             key = self.projector(layer, flat_src[:, ids])
             terms.append(patch_nce_loss(self.projector(layer, flat_out[:, ids]), key))
         return torch.stack(terms).mean()
+
+
+class LatentImageLoss(GANLoss):
+    """Unconditional latent GAN (StyleGAN2's objective): non-saturating logistic loss, lazy R1 on real images
+    (`r1_gamma`, every `r1_interval` steps), real and fake through `augment` with parameters drawn separately
+    (DiffAugment/ADA). Training draws fresh per-pixel noise; Gmain also tracks the generator's mean w (`w_avg`,
+    for truncation) with StyleGAN's 0.995 decay."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        augment: DiffAugment | None = None,
+        r1_gamma: float = 0.1,
+        r1_interval: int = 16,
+        w_avg_beta: float = 0.995,
+    ):
+        super().__init__(generator, discriminator, augment, r1_gamma, r1_interval)
+        self.w_avg_beta = w_avg_beta
+
+    def _aug(self, images: torch.Tensor, batch: GANBatch) -> torch.Tensor:
+        if self.augment is None:
+            return images
+        return self.augment(images, params=self.augment_params(batch, images))[0]
+
+    def generate(self, batch: GANBatch) -> torch.Tensor:
+        w = self.G.map(batch.z)
+        if self.G.training:
+            with torch.no_grad():
+                self.G.w_avg.copy_(w.detach().float().mean(0).lerp(self.G.w_avg, self.w_avg_beta))
+        return self.G.synthesize(w, noise_mode="random")
+
+    def d_main(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            fake = self.G.synthesize(self.G.map(batch.z), noise_mode="random")
+        real_logits = self.D(self._aug(batch.real, batch))
+        loss = d_loss(real_logits, self.D(self._aug(fake, batch)), "nonsat")
+        return loss, {"D/loss": loss.item(), "D/real_sign": real_logits.float().sign().mean().item()}
+
+    def d_reg(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        real = batch.real.detach().requires_grad_(True)
+        penalty = r1_penalty(self.D(self._aug(real, batch)), real)
+        return penalty * (self.r1_gamma / 2) * self.r1_interval, {"D/r1": penalty.item()}
+
+    def g_main(self, batch: GANBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = g_loss(self.D(self._aug(self.generate(batch), batch)), "nonsat")
+        return loss, {"G/loss": loss.item()}
