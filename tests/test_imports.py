@@ -23,6 +23,7 @@ SPEED_ONLY = {
     ("synthlabel.cli.segment", "synthlabel.eval.distribution"),
     ("synthlabel.cli.synthesis", "synthlabel.downstream.workflow"),
     ("synthlabel.cli.synthesis", "synthlabel.generators.latent"),
+    ("synthlabel.cli.synthesis", "synthlabel.latent.stage"),
     ("synthlabel.cli.synthesis", "synthlabel.generators.translation"),
     ("synthlabel.cli.synthesis", "synthlabel.generators.workflow"),
     ("synthlabel.cli.synthesis", "synthlabel.synth.class_bank"),

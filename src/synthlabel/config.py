@@ -382,6 +382,42 @@ class LatentGANConfig(Strict):
     train: LatentTrainConfig = Field(default_factory=LatentTrainConfig)
 
 
+class EncoderConfig(Strict):
+    """The inversion encoder: latent regression on generated pairs, then reconstruction of real images."""
+
+    width: int = Field(32, ge=4)
+    levels: int = Field(5, ge=2)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    latent_steps: int = Field(2000, ge=0)
+    recon_steps: int = Field(1000, ge=0)  # capped: the encoder must not overfit a few images' pixels
+    ssim_weight: float = Field(1.0, ge=0.0)
+    refine_steps: int = Field(50, ge=0)  # per-image latent refinement of the labeled images (0 = off)
+
+
+class HeadConfig(Strict):
+    """The pixel label head: an ensemble of small MLPs on hypercolumns of sampled labeled pixels."""
+
+    members: int = Field(5, ge=1)
+    hidden: int = Field(128, ge=4)
+    steps: int = Field(1500, ge=1)
+    images_per_batch: int = Field(2, ge=1)
+    pixels_per_image: int = Field(2048, ge=1)
+    lr: float = Field(1e-3, gt=0)
+
+
+class LatentLabelsConfig(Strict):
+    """`synthlabel train-latent-labels`: the latent GAN `gan` (from train-latent-gan), the encoder (trained on
+    every train image of `data`, as images) and the label head (on the labeled ones: `data.subset`, fewer than
+    50); the head is also scored on the inverted test images."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    gan: str = "runs/latent_gan/model"
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    head: HeadConfig = Field(default_factory=HeadConfig)
+    seed: int = 0
+
+
 class MineConfig(Strict):
     """`synthlabel mine`: a recorded drive (`source`: a folder of frames or a video) scored by the user's
     segmenters; the frames in the `before`/`after` window of each event in `events` (or all with `whole_drive`, or

@@ -1,5 +1,5 @@
-"""Generator-side subcommands: train-gen, train-latent-gan, bank, synth, fidelity, filter, trust, train-translator,
-translate."""
+"""Generator-side subcommands: train-gen, train-latent-gan, train-latent-labels, sample-latent, bank, synth,
+fidelity, filter, trust, train-translator, translate."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from synthlabel.cli.common import data_args, parse_pairs, resolved_config, training_args
-from synthlabel.config import GenConfig, LatentGANConfig, TranslatorConfig
+from synthlabel.config import GenConfig, LatentGANConfig, LatentLabelsConfig, TranslatorConfig
 from synthlabel.data.datasets import SegDataset, open_dataset
 from synthlabel.data.subset import read_split_file
 from synthlabel.errors import ConfigError
@@ -48,6 +48,26 @@ def cmd_train_latent_gan(a: argparse.Namespace) -> int:
         return 0
     result = train_latent_gan(cfg, a.out, resume=a.resume)
     print(f"latent GAN: {result.model_dir} (samples in {result.samples_dir})")
+    return 0
+
+
+def cmd_train_latent_labels(a: argparse.Namespace) -> int:
+    from synthlabel.latent.stage import train_latent_labels
+
+    cfg = resolved_config(LatentLabelsConfig, a)
+    if a.dry_run:
+        return 0
+    result = train_latent_labels(cfg, a.out, resume=a.resume)
+    test = "" if result.test_miou is None else f"; the head on inverted test images: mIoU {100 * result.test_miou:.1f}"
+    print(f"encoder and label head in {result.run_dir}{test}")
+    return 0
+
+
+def cmd_sample_latent(a: argparse.Namespace) -> int:
+    from synthlabel.latent.stage import sample_latent_dataset
+
+    out = sample_latent_dataset(a.run, a.gan, a.out, a.n, a.seed, a.ignore_quantile, a.drop, a.out_split, a.layout)
+    print(f"labeled pairs in {out} (keep.txt leaves out the most uncertain; uncertain pixels are ignore)")
     return 0
 
 
@@ -158,6 +178,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("train-latent-gan", help="train an unconditional latent GAN (stylegan) on unlabeled images")
     training_args(s, "runs/latent_gan")
     s.set_defaults(fn=cmd_train_latent_gan)
+
+    s = sub.add_parser("train-latent-labels", help="inversion encoder + pixel label head on a latent GAN's features")
+    training_args(s, "runs/latent_labels")
+    s.set_defaults(fn=cmd_train_latent_labels)
+
+    s = sub.add_parser("sample-latent", help="sample labeled pairs from a latent GAN and its label head")
+    s.add_argument("run", help="train-latent-labels run directory (head/)")
+    s.add_argument("--gan", required=True, help="the latent GAN model directory")
+    s.add_argument("--n", type=int, required=True, help="number of labeled pairs")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--ignore-quantile", type=float, default=0.9, help="pixels above this JS quantile -> ignore")
+    s.add_argument("--drop", type=float, default=0.1, help="share of the most uncertain images left out of keep.txt")
+    s.add_argument("--layout", default="camvid", choices=["camvid", "folders"])
+    s.add_argument("--out", required=True)
+    s.add_argument("--out-split", default="train")
+    s.set_defaults(fn=cmd_sample_latent)
 
     s = sub.add_parser("bank", help="build the class bank: per-class segments with position/scale/neighbours")
     data_args(s)
