@@ -28,6 +28,7 @@ SPEED_ONLY = {
     ("synthlabel.cli.synthesis", "synthlabel.generators.workflow"),
     ("synthlabel.cli.synthesis", "synthlabel.synth.class_bank"),
     ("synthlabel.cli.synthesis", "synthlabel.synth.filters"),
+    ("synthlabel.cli.synthesis", "synthlabel.synth.pseudo"),
     ("synthlabel.cli.synthesis", "synthlabel.synth.recompose"),
     ("synthlabel.cli.synthesis", "synthlabel.synth.synthesize"),
     ("synthlabel.cli.synthesis", "synthlabel.synth.translate"),

@@ -1,5 +1,5 @@
-"""Generator-side subcommands: train-gen, train-latent-gan, train-latent-labels, sample-latent, bank, synth,
-fidelity, filter, trust, train-translator, translate."""
+"""Generator-side subcommands: train-gen, train-latent-gan, train-latent-labels, sample-latent, pseudo-label, bank,
+synth, fidelity, filter, trust, train-translator, translate."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from synthlabel.cli.common import data_args, parse_pairs, resolved_config, training_args
 from synthlabel.config import GenConfig, LatentGANConfig, LatentLabelsConfig, TranslatorConfig
 from synthlabel.data.datasets import SegDataset, open_dataset
+from synthlabel.data.layouts import list_images
 from synthlabel.data.subset import read_split_file
 from synthlabel.errors import ConfigError
 from synthlabel.synth.hardness import hard_map_counts
@@ -68,6 +69,22 @@ def cmd_sample_latent(a: argparse.Namespace) -> int:
 
     out = sample_latent_dataset(a.run, a.gan, a.out, a.n, a.seed, a.ignore_quantile, a.drop, a.out_split, a.layout)
     print(f"labeled pairs in {out} (keep.txt leaves out the most uncertain; uncertain pixels are ignore)")
+    return 0
+
+
+def cmd_pseudo_label(a: argparse.Namespace) -> int:
+    from synthlabel.synth.pseudo import pseudo_label
+
+    source = Path(a.images)
+    if (source / "classes.json").is_file() or any(source.glob("*annot")):  # a dataset: its split's images only
+        images = [r.image for r in open_dataset(source, a.split).records]
+    else:
+        images = list_images(source) if source.is_dir() else []
+    if a.exclude:
+        skip = set(Path(a.exclude).read_text().split())
+        images = [p for p in images if p.name not in skip]
+    out = pseudo_label(a.segmenter, images, a.out, a.confidence, a.out_split, a.layout)
+    print(f"pseudo-labeled set: {out} (unconfident pixels are ignore)")
     return 0
 
 
@@ -194,6 +211,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True)
     s.add_argument("--out-split", default="train")
     s.set_defaults(fn=cmd_sample_latent)
+
+    s = sub.add_parser(
+        "pseudo-label", help="self-training data: a segmenter labels unlabeled images (confident pixels)"
+    )
+    s.add_argument("images", help="a folder of unlabeled images, or a dataset (its --split images; masks unread)")
+    s.add_argument("--segmenter", required=True)
+    s.add_argument("--confidence", type=float, default=0.9, help="pixels below this top probability -> ignore")
+    s.add_argument("--split", default="train")
+    s.add_argument("--exclude", help="split file of images to leave out (e.g. the labeled subset)")
+    s.add_argument("--layout", default="camvid", choices=["camvid", "folders"])
+    s.add_argument("--out", required=True)
+    s.add_argument("--out-split", default="train")
+    s.set_defaults(fn=cmd_pseudo_label)
 
     s = sub.add_parser("bank", help="build the class bank: per-class segments with position/scale/neighbours")
     data_args(s)
