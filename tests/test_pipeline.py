@@ -128,3 +128,21 @@ def test_the_translate_stage_trains_a_translator_and_adds_the_translated_arm(tmp
     assert "train translator" in json.dumps(stages) and "translate" in json.dumps(stages)
     with pytest.raises(ConfigError, match="needs translate.target"):
         pipeline.run_pipeline(tiny_chain(tmp_path / "bad", "generator=null", "translate.conditions=[night]"))
+
+
+def test_the_latent_stage_adds_the_latent_arm(tmp_path, tiny_chain):
+    """latent: the latent GAN, the encoder + label head and the sampled pairs as chain stages, and a `latent`
+    experiment arm (without a generator the generator arms are left out)."""
+    out = tmp_path / "run"
+    lt = [
+        "latent.model.z_dim=8", "latent.model.w_dim=8", "latent.model.width=4", "latent.model.max_channels=16",
+        "latent.model.d_width=4", "latent.train.steps=2", "latent.train.batch_size=4", "latent.encoder.width=8",
+        "latent.encoder.levels=3", "latent.encoder.latent_steps=2", "latent.encoder.recon_steps=2",
+        "latent.encoder.refine_steps=1", "latent.encoder.batch_size=4", "latent.head.members=2",
+        "latent.head.hidden=8", "latent.head.steps=2", "latent.head.pixels_per_image=32", "latent.samples=4",
+    ]  # fmt: skip
+    pipeline.run_pipeline(tiny_chain(out, "generator=null", "experiment.arms=[real]", *lt))
+    assert len(open_dataset(out / "latent", "train")) == 4
+    assert (out / "latent_labels" / "head_test.json").is_file()
+    results = [json.loads(x) for x in (out / "experiment" / "results.jsonl").read_text().splitlines()]
+    assert {r["arm"] for r in results} == {"real_aug", "real", "latent"}

@@ -549,7 +549,22 @@ class TranslateStageConfig(Strict):
     train: TranslatorTrainConfig = Field(default_factory=TranslatorTrainConfig)
 
 
-StageArm = Literal["real", "copy_paste", "synthetic_original", "synthetic_recomposed", "translated"]
+class LatentStageConfig(Strict):
+    """Labels from a latent GAN in `synthlabel run`: the GAN on every train image (images only), the encoder and
+    the label head on the chain's labeled images (`data.subset`), `samples` labeled pairs, then the experiment's
+    `latent` arm."""
+
+    model: LatentModelConfig = Field(default_factory=LatentModelConfig)
+    train: LatentTrainConfig = Field(default_factory=LatentTrainConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    head: HeadConfig = Field(default_factory=HeadConfig)
+    samples: int = Field(500, ge=1)
+    ignore_quantile: float = Field(0.9, gt=0.0, le=1.0)
+    drop_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+
+
+StageArm = Literal["real", "copy_paste", "synthetic_original", "synthetic_recomposed", "translated", "latent"]
 
 
 class ExperimentStageConfig(Strict):
@@ -577,7 +592,8 @@ class PipelineConfig(Strict):
     Without `generator` it stops after the real-data segmenter and its analysis; with it, it goes on: generator ->
     class bank -> recomposed maps -> synthesis -> fidelity filter -> experiment (mix, train, evaluate) -> report.
     With `translate`: translator -> translated training set -> the experiment's `translated` arm (with or without
-    a generator). Experiment arms whose synthetic set the chain does not make are left out.
+    a generator). With `latent`: latent GAN -> encoder + label head -> sampled pairs -> the `latent` arm.
+    Experiment arms whose synthetic set the chain does not make are left out.
     Everything that steers (segmenter validation, recomposition targets, filter reference, arm selection) uses the
     validation split; without one (data.val_split missing or null), `holdout` carves it from train before any
     training. The test split (`eval_split`) is only reported. Without `data.size`, every stage works at the first
@@ -594,6 +610,7 @@ class PipelineConfig(Strict):
     generator: GenStageConfig | None = None
     synth: SynthStageConfig = Field(default_factory=SynthStageConfig)
     translate: TranslateStageConfig | None = None  # set: translate the training images into other conditions
+    latent: LatentStageConfig | None = None  # set: labeled pairs from a latent GAN on the train images
     experiment: ExperimentStageConfig = Field(default_factory=ExperimentStageConfig)
 
     def seg_config(self) -> SegConfig:

@@ -1,7 +1,8 @@
 """The whole chain for one experiment, as stages that skip themselves when their outputs exist:
 data (demo, validation split) -> analyze -> real-data segmenter -> evaluate -> analyze with IoU, and with a generator:
 -> train generator -> class bank -> recompose -> synthesize -> fidelity filter -> experiment -> gain report; with
-`translate`: -> train translator -> translate -> the experiment's `translated` arm."""
+`translate`: -> train translator -> translate -> the experiment's `translated` arm; with `latent`: -> latent GAN ->
+encoder + label head -> sampled pairs -> the `latent` arm."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ from PIL import Image
 from synthlabel.analyze import analyze
 from synthlabel.cache import Ledger, fingerprint
 from synthlabel.checkpoint import atomic_write_text
-from synthlabel.config import ExperimentConfig, PipelineConfig, TranslatorConfig, build_config, to_dict
+from synthlabel.config import (
+    ExperimentConfig,
+    LatentGANConfig,
+    LatentLabelsConfig,
+    PipelineConfig,
+    TranslatorConfig,
+    build_config,
+    to_dict,
+)
 from synthlabel.data.datasets import SegDataset
 from synthlabel.data.toy import make_demo_dataset
 from synthlabel.downstream.workflow import (
@@ -29,8 +38,10 @@ from synthlabel.downstream.workflow import (
 from synthlabel.errors import ConfigError
 from synthlabel.eval.segmentation import metrics_markdown
 from synthlabel.experiment import RunSpec, adopt_run, num_real_images, run_experiment
+from synthlabel.generators.latent import train_latent_gan
 from synthlabel.generators.translation import train_translator
 from synthlabel.generators.workflow import train_generator
+from synthlabel.latent.stage import sample_latent_dataset, train_latent_labels
 from synthlabel.runs import log, setup_logging
 from synthlabel.synth.class_bank import ClassBank
 from synthlabel.synth.filters import filter_samples
@@ -86,6 +97,8 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
         synth_dirs |= synthetic_data(chain)
     if cfg.translate is not None:
         synth_dirs["translated"] = translated_data(chain)
+    if cfg.latent is not None:
+        synth_dirs["latent"] = latent_data(chain)
     if synth_dirs:
         report = run_gain_experiment(chain, synth_dirs)
     return write_summary(out, json.loads(eval_json.read_text()), time.monotonic() - start, report)
@@ -259,6 +272,52 @@ def translated_data(chain: Chain) -> Path:
     return target
 
 
+def latent_data(chain: Chain) -> Path:
+    """The latent GAN on every train image, the encoder and label head on the labeled ones, the sampled pairs."""
+    cfg, out, lt = chain.cfg, chain.out, chain.cfg.latent
+    gan_dir, labels_dir, target = out / "latent_gan", out / "latent_labels", out / "latent"
+    gan_cfg = LatentGANConfig(data=cfg.data, model=lt.model, train=lt.train)
+    chain.stage(
+        "train latent GAN",
+        fingerprint(to_dict(gan_cfg), chain.keys["data"]),
+        [gan_dir],
+        lambda resume: train_latent_gan(gan_cfg, gan_dir, resume=resume and (gan_dir / "config.yaml").exists()),
+    )
+    labels_cfg = LatentLabelsConfig(data=cfg.data, gan=str(gan_dir / "model"), encoder=lt.encoder, head=lt.head,
+                                    seed=lt.seed)  # fmt: skip
+    chain.stage(
+        "train latent labels",
+        fingerprint(to_dict(labels_cfg), chain.keys["train latent GAN"]),
+        [labels_dir],
+        lambda resume: train_latent_labels(
+            labels_cfg, labels_dir, resume=resume and (labels_dir / "config.yaml").exists()
+        ),
+    )
+    chain.stage(
+        "sample latent labels",
+        fingerprint(chain.keys["train latent labels"], lt.samples, lt.seed, lt.ignore_quantile, lt.drop_fraction),
+        [target],
+        lambda _: sample_latent_dataset(
+            labels_dir,
+            gan_dir / "model",
+            target,
+            lt.samples,
+            lt.seed,
+            lt.ignore_quantile,
+            lt.drop_fraction,
+            cfg.data.train_split,
+            layout=_writable_layout(cfg),
+        ),  # fmt: skip
+    )
+    return target
+
+
+def _writable_layout(cfg: PipelineConfig) -> str:
+    """The layout synthetic sets are written in: the data's own unless it is cityscapes (labelIds only)."""
+    name = open_split(cfg.data, cfg.data.train_split).layout
+    return name if name in ("camvid", "folders") else "camvid"
+
+
 def synthesize(chain: Chain, train: SegDataset, kind: str, synth_dir: Path) -> None:
     """Render the training label maps (`original`) or maps recomposed from them with the trained generator."""
     s, out = chain.cfg.synth, chain.out
@@ -311,7 +370,7 @@ def experiment_config(cfg: PipelineConfig, out: Path, synth_dirs: dict[str, Path
     """The real_aug baseline plus the configured arms, on the pipeline's data, model and training settings."""
     e = cfg.experiment
     arms = [{"name": "real_aug", "kind": "real_aug"}]
-    wanted = [*e.arms, *(["translated"] if "translated" in synth_dirs and "translated" not in e.arms else [])]
+    wanted = [*e.arms, *(kind for kind in ("translated", "latent") if kind in synth_dirs and kind not in e.arms)]
     for name in wanted:
         if name in ("real", "copy_paste"):
             arms.append({"name": name, "kind": name})
