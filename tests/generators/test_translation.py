@@ -153,6 +153,9 @@ def test_translate_with_a_model_keeps_labels_and_the_source_size(setup, demo_roo
         assert Image.open(record.image).size == Image.open(by_name[row["source"]].image).size
     first, second = (np.array(Image.open(ds.records[i].image)) for i in (0, 1))  # two seeds of one source
     assert not np.array_equal(first, second)
+    again = translate(source, tmp_path / "again", ["night"], method="model", model=model, k=2)
+    same = [(p.relative_to(again), p.read_bytes()) for p in sorted(again.rglob("*.png"))]
+    assert same == [(p.relative_to(out), p.read_bytes()) for p in sorted(out.rglob("*.png"))]  # deterministic
     assert "per_sample" in json.loads((out / "consistency.json").read_text())
     with pytest.raises(DataError, match="among night"):
         translate(source, tmp_path / "bad", ["fog"], method="model", model=model)
