@@ -29,8 +29,8 @@ browser:
 # Label Studio in its own venv (its pins clash with ours), for the labeling round-trip test of `synthlabel mine`
 labelstudio: $(VENV)-labelstudio/.installed
 
-$(VENV)-labelstudio/.installed:
-	@($(PY) -m venv $(VENV)-labelstudio && $(VENV)-labelstudio/bin/pip install -q "label-studio==1.23.*" && touch $@) || \
+$(VENV)-labelstudio/.installed: constraints-labelstudio.txt
+	@($(PY) -m venv $(VENV)-labelstudio && $(VENV)-labelstudio/bin/pip install -q -c constraints-labelstudio.txt "label-studio==1.23.2" && touch $@) || \
 	  echo "note: Label Studio could not be installed; the labeling round-trip test is skipped"
 
 # One thread per process: several tests start 2-process torch.distributed groups or kill/resume subprocesses, and
