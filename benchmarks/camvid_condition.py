@@ -59,7 +59,7 @@ from synthlabel.runs import setup_logging
 from synthlabel.synth.translate import CONSISTENCY, translate
 
 ARMS = ("baseline", "photometric", "translation", "translation_no_consistency", "oracle")
-TRANSLATOR_STEPS = 3000
+TRANSLATOR_STEPS = 2000
 # CUT's PatchNCE weight (1; Park et al. 2020) without its NCE identity term, and 4 residual blocks: about half the
 # cost of CUT's per step on this CPU (~0.75 s at 96x128, batch 4, one thread), so both translators fit a session.
 # The first run used FastCUT's weight 10: its translations stayed day (0.7 % called dusk by the condition classifier,
