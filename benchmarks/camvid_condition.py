@@ -243,8 +243,11 @@ def headline(args, seconds: float | None = None) -> dict:
     for r in recs:
         by_arm.setdefault(r["arm"], {})[r["seed"]] = r["eval"]["real_test"]
     steps = sorted({r["exposure"]["steps"] for r in recs if r.get("exposure")})
-    head = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
-            "command": "python benchmarks/camvid_condition.py " + " ".join(sys.argv[1:]), "steps": steps}  # fmt: skip
+    command = "python benchmarks/camvid_condition.py " + " ".join(sys.argv[1:])
+    if args.summarize:  # the profile the summarized runs come from
+        seeds = ",".join(str(s) for s in sorted({r["seed"] for r in recs}))
+        command = f"python benchmarks/camvid_condition.py --seeds {seeds} --seg-steps {','.join(map(str, steps))}"
+    head = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "command": command, "steps": steps}
     base = by_arm.get("baseline", {})
     for condition in (TARGET, SOURCE, "all"):
         table = {}
