@@ -215,6 +215,12 @@ def publish(args, seconds: float) -> None:
         small = {k: report.get(k) for k in ("fidelity", "synthetic_miou", "real_miou", "per_class_fidelity")}
         (args.out / "consistency").mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out / "consistency" / f"{path.parent.name[4:]}.json", json.dumps(small, indent=1))
+    for name in ("translator", "translator_no_consistency"):  # the translators' last sample grid (source | output)
+        grids = sorted((args.cache / name / "samples").glob("step_*.png"))
+        if grids:
+            (args.out / "samples").mkdir(parents=True, exist_ok=True)
+            arm = name.replace("translator", "translation")
+            shutil.copyfile(grids[-1], args.out / "samples" / f"{arm}_{args.translator_steps}st.png")
     if (args.cache / "condition_metrics.json").is_file():
         shutil.copyfile(args.cache / "condition_metrics.json", args.out / "condition_metrics.json")
     publish_runs(args)
