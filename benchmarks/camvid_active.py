@@ -153,8 +153,12 @@ def headline(args) -> dict:
         rare[strategy] = {n: round(100 * float(np.mean([rare_mean(r) for r in rs])), 2) for n, rs in points.items()
                           if rs}  # fmt: skip
     spear = [json.loads(p.read_text()) for p in sorted((args.out / "runs").glob("spearman_s*.json"))]
+    command = "python benchmarks/camvid_active.py " + " ".join(sys.argv[1:])
+    if args.summarize:  # the profile the summarized rounds come from
+        seeds = ",".join(str(s) for s in sorted({r["seed"] for r in runs}))
+        command = f"python benchmarks/camvid_active.py --seeds {seeds} --steps {args.steps}"
     head = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
-            "command": "python benchmarks/camvid_active.py " + " ".join(sys.argv[1:]), "steps": args.steps,
+            "command": command, "steps": args.steps,
             "curves": curves, "rare": rare,
             "spearman": {k: round(float(np.mean([s[k] for s in spear if s[k] is not None] or [np.nan])), 3)
                          for k in (spear[0] if spear else {})},
