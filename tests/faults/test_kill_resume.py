@@ -31,11 +31,20 @@ def run_to_end(*args) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def _probe(ready: Callable[[], bool]) -> bool:
+    """`ready()`, where a directory that the running command renames away mid-scan (an atomic write's temporary
+    directory) counts as not ready yet instead of failing the test."""
+    try:
+        return ready()
+    except FileNotFoundError:
+        return False
+
+
 def kill_once(ready: Callable[[], bool], *args) -> None:
     """Start the command, wait until `ready()`, then SIGKILL it after a random short delay."""
     proc = subprocess.Popen(cli(*args), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not ready():
+    while not _probe(ready):
         assert proc.poll() is None, "the command ended before anything could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.005)
