@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from camvid_gain import RARE, chosen_steps
 from camvid_lowshot import DEFAULTS, SIZE, selected_overrides
-from common import REPO, SHARED_CAMVID, machine
+from common import REPO, SHARED_CAMVID, command_line, machine
 from scipy.stats import spearmanr
 
 from synthlabel.checkpoint import atomic_write_text
@@ -153,10 +153,8 @@ def headline(args) -> dict:
         rare[strategy] = {n: round(100 * float(np.mean([rare_mean(r) for r in rs])), 2) for n, rs in points.items()
                           if rs}  # fmt: skip
     spear = [json.loads(p.read_text()) for p in sorted((args.out / "runs").glob("spearman_s*.json"))]
-    command = "python benchmarks/camvid_active.py " + " ".join(sys.argv[1:])
-    if args.summarize:  # the profile the summarized rounds come from
-        seeds = ",".join(str(s) for s in sorted({r["seed"] for r in runs}))
-        command = f"python benchmarks/camvid_active.py --seeds {seeds} --steps {args.steps}"
+    seeds = ",".join(str(s) for s in sorted({r["seed"] for r in runs}))
+    command = command_line("camvid_active.py", args.summarize, seeds=seeds, steps=args.steps)
     head = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
             "command": command, "steps": args.steps,
             "curves": curves, "rare": rare,

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from camvid_gain import RARE, base_config, chosen_steps, restore_runs
 from camvid_lowshot import SIZE
-from common import REPO, SHARED_CAMVID, machine
+from common import REPO, SHARED_CAMVID, command_line, machine
 
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ExperimentConfig, TranslatorConfig, build_config
@@ -175,20 +175,16 @@ def arm_configs(sets: dict[str, Path], fraction: float) -> list[dict]:
     return out
 
 
-def steps_of(args) -> int:
-    return args.seg_steps or chosen_steps("nall")
-
-
 def run(args) -> None:
     start = time.monotonic()
     split, target = prepare(args.data, args.cache)
+    cfg = experiment_config(args, split, args.seg_steps or chosen_steps("nall"), args.seeds)
     if args.translators_only:  # the ablation's translator needs no segmenter, so it can start beside the baseline
         if "translation_no_consistency" in args.arms:
             translator(args, split, target, None, consistency=False)
         if "translation" in args.arms:
-            translator(args, split, target, reference(experiment_config(args, split, steps_of(args), args.seeds)), True)
+            translator(args, split, target, reference(cfg), consistency=True)
         return
-    cfg = experiment_config(args, split, steps_of(args), args.seeds)
     restore_runs(args.out, args.cache / "experiment")
     segmenter = reference(cfg)
     sets = {}
@@ -249,10 +245,8 @@ def headline(args, seconds: float | None = None) -> dict:
     for r in recs:
         by_arm.setdefault(r["arm"], {})[r["seed"]] = r["eval"]["real_test"]
     steps = sorted({r["exposure"]["steps"] for r in recs if r.get("exposure")})
-    command = "python benchmarks/camvid_condition.py " + " ".join(sys.argv[1:])
-    if args.summarize:  # the profile the summarized runs come from
-        seeds = ",".join(str(s) for s in sorted({r["seed"] for r in recs}))
-        command = f"python benchmarks/camvid_condition.py --seeds {seeds} --seg-steps {','.join(map(str, steps))}"
+    seeds = ",".join(str(s) for s in sorted({r["seed"] for r in recs}))
+    command = command_line("camvid_condition.py", args.summarize, seeds=seeds, seg_steps=",".join(map(str, steps)))
     head = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "command": command, "steps": steps}
     base = by_arm.get("baseline", {})
     for condition in (TARGET, SOURCE, "all"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +34,14 @@ def machine() -> dict:
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def command_line(script: str, summarize: bool, **profile) -> str:
+    """The command a headline.json names: this invocation's, or with `--summarize` the profile the summarized runs
+    come from (`profile`: flag -> value, e.g. seeds="0,1")."""
+    if not summarize:
+        return f"python benchmarks/{script} " + " ".join(sys.argv[1:])
+    return f"python benchmarks/{script} " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in profile.items())
 
 
 def cached(path: Path) -> dict | None:
