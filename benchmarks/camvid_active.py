@@ -100,21 +100,34 @@ def acquire(args, strategy: str, model_dir: Path, labeled: list[str], pool_ds, s
 
 
 def spearman_of_scores(args, model_dir: Path, seed: int) -> dict:
-    """Each score of the N=25 model on the test frames against their true error (1 - per-frame mIoU)."""
-    path = args.out / "runs" / f"spearman_s{seed}.json"
-    if path.is_file():
+    """Each score of the N=25 model on the test frames against their true error (1 - per-frame mIoU); also per
+    test condition (one sequence each in CamVid) and on val, in spearman_detail_s<seed>.json."""
+    path, detail = args.out / "runs" / f"spearman_s{seed}.json", args.out / "runs" / f"spearman_detail_s{seed}.json"
+    if path.is_file() and detail.is_file():
         return json.loads(path.read_text())
-    test = open_dataset(args.data, "test").load(SIZE, desc="load test")
-    spec = open_dataset(args.data, "test").out_spec
     model, _ = load_segmenter(model_dir)
-    rare = [spec.id_of(c) for c in RARE]
-    scored = score_frames([model], test.images, resolve_precision("auto", "auto"), 8, rare, seed=seed)
-    error = 1 - np.nan_to_num(np.array(per_image_miou(scored.predictions, test.labels, spec.num_classes,
-                                                      spec.ignore_id)), nan=1.0)  # fmt: skip
-    rho = {name: float(spearmanr(s.numpy(), error).statistic) for name, s in scored.scores.items()}
-    out = {name: None if np.isnan(r) else r for name, r in rho.items()}  # constant scores have no rank order
-    atomic_write_text(path, json.dumps(out, indent=1))
-    return out
+    parts = {}
+    for split in ("test", "val"):
+        data = open_dataset(args.data, split)
+        loaded = data.load(SIZE, desc=f"load {split}")
+        spec = data.out_spec
+        scored = score_frames([model], loaded.images, resolve_precision("auto", "auto"), 8,
+                              [spec.id_of(c) for c in RARE], seed=seed)  # fmt: skip
+        per_frame = per_image_miou(scored.predictions, loaded.labels, spec.num_classes, spec.ignore_id)
+        error = 1 - np.nan_to_num(np.array(per_frame), nan=1.0)
+        conditions = np.array([m.get("condition") or "all" for m in loaded.meta])
+        groups = {"all": np.ones(len(error), bool)} | {c: conditions == c for c in sorted(set(conditions))}
+        parts[split] = {g: {name: rank_correlation(s.numpy()[sel], error[sel]) for name, s in scored.scores.items()}
+                        for g, sel in groups.items()}  # fmt: skip
+    atomic_write_text(detail, json.dumps(parts, indent=1))
+    atomic_write_text(path, json.dumps(parts["test"]["all"], indent=1))
+    return parts["test"]["all"]
+
+
+def rank_correlation(score: np.ndarray, error: np.ndarray) -> float | None:
+    """Spearman's rho; None for a constant score (no rank order)."""
+    rho = float(spearmanr(score, error).statistic)
+    return None if np.isnan(rho) else round(rho, 4)
 
 
 def run(args) -> None:
@@ -160,9 +173,23 @@ def headline(args) -> dict:
             "curves": curves, "rare": rare,
             "spearman": {k: round(float(np.mean([s[k] for s in spear if s[k] is not None] or [np.nan])), 3)
                          for k in (spear[0] if spear else {})},
+            "spearman_detail": spearman_detail(args.out),
             "seeds": sorted({r["seed"] for r in runs})}  # fmt: skip
     atomic_write_text(args.out / "headline.json", json.dumps(head, indent=1))
     return head
+
+
+def spearman_detail(out: Path) -> dict:
+    """Per split ("test", "val") and condition group, each score's Spearman rho, mean over seeds."""
+    seeds = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("spearman_detail_s*.json"))]
+    table: dict = {}
+    for split, groups in (seeds[0] if seeds else {}).items():
+        for group, scores in groups.items():
+            for name in scores:
+                vals = [s[split][group][name] for s in seeds if s[split][group][name] is not None]
+                rho = round(float(np.mean(vals)), 3) if vals else None
+                table.setdefault(split, {}).setdefault(group, {})[name] = rho
+    return table
 
 
 def rare_mean(record: dict) -> float:
