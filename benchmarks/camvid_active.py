@@ -15,6 +15,7 @@ default the N=50 budget of the val learning curve); each finished round is cache
 benchmarks/results/camvid_active/runs/ (its acquired frames and test metrics), so a killed profile resumes:
 
     python benchmarks/camvid_active.py --seeds 0 --strategies random,entropy      # a part
+    python benchmarks/camvid_active.py --seeds 0 --rounds 1                       # every strategy's 25 -> 50 first
     python benchmarks/camvid_active.py --summarize                                # headline.json
 """
 
@@ -139,7 +140,7 @@ def run(args) -> None:
         spearman_of_scores(args, args.cache / first["key"] / "model", seed)
         for strategy in args.strategies:
             labeled, prev = list(start), first
-            for r in range(1, ROUNDS + 1):
+            for r in range(1, args.rounds + 1):
                 key = f"{strategy}_n{START + r * STEP}_s{seed}"
                 if not (args.out / "runs" / f"{key}.json").is_file():
                     labeled = labeled + acquire(args, strategy, args.cache / prev["key"] / "model", labeled, train,
@@ -204,6 +205,13 @@ def parse_args(argv):
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--steps", type=int, help="segmenter steps per round (default: the N=50 val-curve budget)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        choices=range(1, ROUNDS + 1),
+        help="acquisition rounds to run (1: only 25 -> 50, so every strategy's first round can come first)",
+    )
     p.add_argument("--summarize", action="store_true")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
