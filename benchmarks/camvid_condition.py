@@ -50,6 +50,7 @@ from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ExperimentConfig, TranslatorConfig, build_config
 from synthlabel.data.datasets import open_dataset, read_rgb
 from synthlabel.data.layouts import list_images
+from synthlabel.downstream.workflow import fidelity_report
 from synthlabel.eval.generator_metrics import (
     ConditionClassifier,
     condition_fidelity,
@@ -155,12 +156,29 @@ def condition_metrics(args, split: Path, target: Path, sets: dict[str, Path]) ->
     """Per translated set: condition fidelity (the share of its images the condition classifier calls dusk) and
     the near-copy rate against the unlabeled dusk images. The classifier learns day vs dusk from the day train
     images and the unlabeled dusk ones (conditions only, no labels); its accuracy on each condition's test images
-    (images only) says how far to trust it. Cached in condition_metrics.json."""
+    (images only) says how far to trust it. Also, once the photometric arm's first-seed model exists, the label
+    consistency as that model reads it (`consistency_dusk_judge`): the baseline's model reads dusk poorly, so its
+    consistency also falls when a translation only looks more dusk. Cached in condition_metrics.json."""
     path = args.cache / "condition_metrics.json"
     done = json.loads(path.read_text()) if path.is_file() else {}
     todo = [name for name in sets if name not in done]
-    if not todo:
-        return done
+    if todo:
+        done.update(classifier_metrics(args, split, target, {n: sets[n] for n in todo}, done))
+        atomic_write_text(path, json.dumps(done, indent=1))
+    judge = args.cache / "experiment" / "runs" / "photometric" / f"a1_s{args.seeds[0]}" / "model"
+    unjudged = [n for n in sets if "consistency_dusk_judge" not in done[n]]
+    if unjudged and (judge / "model.safetensors").is_file():
+        sources = open_dataset(args.data, "train")
+        sources = sources.subset(sources.indices_of(split.read_text().split(), split))
+        for name in unjudged:
+            done[name]["consistency_dusk_judge"] = fidelity_report(judge, sets[name], sources)["fidelity"]
+        atomic_write_text(path, json.dumps(done, indent=1))
+    return done
+
+
+def classifier_metrics(args, split: Path, target: Path, sets: dict[str, Path], done: dict) -> dict:
+    """condition_metrics' classifier figures of the named sets (and, once, the classifier's own accuracy)."""
+    out = {}
     day = open_dataset(args.data, "train")
     day = day.subset(day.indices_of(split.read_text().split(), split)).load(SIZE, desc="load day").images
     dusk = torch.from_numpy(np.stack([read_rgb(f, SIZE) for f in list_images(target)])).permute(0, 3, 1, 2)
@@ -172,17 +190,16 @@ def condition_metrics(args, split: Path, target: Path, sets: dict[str, Path]) ->
         classifier.save(clf_dir)
     if "classifier_test_accuracy" not in done:
         test = open_dataset(args.data, "test").load(SIZE, desc="load test images")
-        done["classifier_test_accuracy"] = {
+        out["classifier_test_accuracy"] = {
             c: condition_fidelity(classifier, test.images[[m["condition"] == c for m in test.meta]], c)
             for c in (SOURCE, TARGET)
         }
-        done["sources_called_dusk"] = condition_fidelity(classifier, day, TARGET)
-    for name in todo:
-        images = open_dataset(sets[name], "train").load(SIZE, desc=f"load {name}").images
-        done[name] = {"condition_fidelity": condition_fidelity(classifier, images, TARGET),
-                      "near_copy_rate": memorization(images, dusk)["near_copy_rate"]}  # fmt: skip
-    atomic_write_text(path, json.dumps(done, indent=1))
-    return done
+        out["sources_called_dusk"] = condition_fidelity(classifier, day, TARGET)
+    for name, path in sets.items():
+        images = open_dataset(path, "train").load(SIZE, desc=f"load {name}").images
+        out[name] = {"condition_fidelity": condition_fidelity(classifier, images, TARGET),
+                     "near_copy_rate": memorization(images, dusk)["near_copy_rate"]}  # fmt: skip
+    return out
 
 
 def arm_configs(sets: dict[str, Path], fraction: float) -> list[dict]:
