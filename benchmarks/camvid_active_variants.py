@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         scores = variants(probs, mi)
         table[split] = {g: {name: rank_correlation(s[sel], error[sel]) for name, s in scores.items()}
                         for g, sel in groups.items()}  # fmt: skip
-    atomic_write_text(args.out / "runs" / f"score_variants_s{args.seed}.json", json.dumps(table, indent=1))
+    atomic_write_text(args.out / f"score_variants_s{args.seed}.json", json.dumps(table, indent=1))
     print(json.dumps(table, indent=1))
     return 0
 
