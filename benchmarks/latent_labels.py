@@ -68,13 +68,15 @@ def labels_config(args, data: Path, size, gan_dir: Path, split: Path, seed: int)
     return build_config(LatentLabelsConfig, base, steps + args.labels_set)
 
 
-def experiment(args, name, data, size, n, seed, split, sets: dict[str, Path]) -> Path:
+def experiment(args, name, data, size, n, seed, split, sets: dict[str, Path | None]) -> Path:
     chosen, _ = selected_overrides(REPO / "benchmarks" / "results" / "camvid_lowshot" / "tune")
     base = build_config(ExperimentConfig, {"data": {"path": str(data), "size": size, "subset": {"file": str(split)}},
                                            "arms": [{"name": "baseline"}]},
                         [*DEFAULTS, *chosen, f"train.steps={args.seg_steps}"])  # fmt: skip
 
     def source(key: str) -> dict:
+        if sets[key] is None:  # not made by this invocation (--arms); its arms are left out below
+            return {"path": "", "name": key}
         keep = sets[key] / "keep.txt"
         return {"path": str(sets[key]), "name": key, "keep": str(keep) if keep.is_file() else None}
 
@@ -85,6 +87,7 @@ def experiment(args, name, data, size, n, seed, split, sets: dict[str, Path]) ->
              "mix": {"mode": "mixed", "fraction": 1.0}},
             {"name": "real_synthetic", "kind": "synthetic", "sources": [source("latent")], "amounts": [1.0],
              "mix": {"mode": "mixed", "fraction": 0.5}}]  # fmt: skip
+    arms = [a for a in arms if a["name"] in args.arms or a["name"] == "baseline"]  # every delta needs the baseline
     out = args.cache / name / f"n{n}_s{seed}" / "experiment"
     cfg = {"out": str(out), "data": base.data.model_dump(mode="json"), "model": base.model.model_dump(mode="json"),
            "train": {**base.train.model_dump(mode="json"), "seed": seed}, "seeds": [seed], "select_seeds": None,
@@ -109,7 +112,6 @@ def run(args) -> None:
     for name in args.datasets:
         data, size = DATASETS[name]
         data = args.data_root / name if args.data_root else data
-        gan_dir = gan(args, name, data, size)
         train = open_dataset(data, "train")
         names = [r.image.name for r in train.records]
         for n in args.ns:
@@ -119,24 +121,30 @@ def run(args) -> None:
                 split.parent.mkdir(parents=True, exist_ok=True)
                 labeled = sorted(names[i] for i in lowshot_indices(len(names), n, seed))
                 atomic_write_text(split, "".join(x + "\n" for x in labeled))
-                labels_dir = args.cache / name / key / "labels"
-                shared_encoder = args.cache / name / "encoder"  # the encoder sees every train image: one per dataset
-                if shared_encoder.is_dir() and not (labels_dir / "encoder").is_dir():
-                    labels_dir.mkdir(parents=True, exist_ok=True)
-                    shutil.copytree(shared_encoder, labels_dir / "encoder")
-                result = train_latent_labels(labels_config(args, data, size, gan_dir, split, seed), labels_dir,
-                                             resume=(labels_dir / "config.yaml").is_file())  # fmt: skip
-                if not shared_encoder.is_dir():
-                    shutil.copytree(labels_dir / "encoder", shared_encoder)
-                latent = sample_latent_dataset(labels_dir, gan_dir, args.cache / name / key / "latent", args.samples,
-                                               seed, layout="folders")  # fmt: skip
-                seg = baseline_model(args, name, data, size, seed, split)
-                pool = [r.image for r in train.records if r.image.name not in set(labeled)]
-                pseudo = args.cache / name / key / "pseudo"
-                if not (pseudo / "meta.csv").is_file() or len(open_dataset(pseudo, "train")) < len(pool):
-                    pseudo_label(seg, pool, pseudo, args.confidence, layout="folders")
+                head_miou, latent, pseudo = None, None, None
+                if {"synthetic_only", "real_synthetic", "head"} & set(args.arms):
+                    gan_dir = gan(args, name, data, size)
+                    labels_dir = args.cache / name / key / "labels"
+                    shared_encoder = args.cache / name / "encoder"  # the encoder sees every train image: one per set
+                    if shared_encoder.is_dir() and not (labels_dir / "encoder").is_dir():
+                        labels_dir.mkdir(parents=True, exist_ok=True)
+                        shutil.copytree(shared_encoder, labels_dir / "encoder")
+                    result = train_latent_labels(labels_config(args, data, size, gan_dir, split, seed), labels_dir,
+                                                 resume=(labels_dir / "config.yaml").is_file())  # fmt: skip
+                    head_miou = result.test_miou
+                    if not shared_encoder.is_dir():
+                        shutil.copytree(labels_dir / "encoder", shared_encoder)
+                    latent = sample_latent_dataset(labels_dir, gan_dir, args.cache / name / key / "latent",
+                                                   args.samples, seed, layout="folders")  # fmt: skip
+                if {"baseline", "self_training"} & set(args.arms):
+                    seg = baseline_model(args, name, data, size, seed, split)
+                if "self_training" in args.arms:
+                    pool = [r.image for r in train.records if r.image.name not in set(labeled)]
+                    pseudo = args.cache / name / key / "pseudo"
+                    if not (pseudo / "meta.csv").is_file() or len(open_dataset(pseudo, "train")) < len(pool):
+                        pseudo_label(seg, pool, pseudo, args.confidence, layout="folders")
                 exp_dir = experiment(args, name, data, size, n, seed, split, {"latent": latent, "pseudo": pseudo})
-                publish(args, name, key, exp_dir, result.test_miou)
+                publish(args, name, key, exp_dir, head_miou if "head" in args.arms else None)
     print(json.dumps(headline(args), indent=1))
 
 
@@ -149,6 +157,11 @@ def publish(args, name: str, key: str, exp_dir: Path, head_miou: float | None) -
     if head_miou is not None:
         small.append({"arm": "head", "seed": int(key.split("_s")[1]), "miou": head_miou})
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB -> GB
+    if (out / "result.json").is_file():  # arms run by other invocations (--arms) stay
+        old = json.loads((out / "result.json").read_text())
+        ran = {(r["arm"], r["seed"]) for r in small}
+        small = [r for r in old["runs"] if (r["arm"], r["seed"]) not in ran] + small
+        peak = max(peak, old["peak_rss_gb"])
     atomic_write_text(out / "result.json", json.dumps({"runs": small, "peak_rss_gb": round(peak, 2)}, indent=1))
 
 
@@ -196,11 +209,19 @@ def parse_args(argv):
     p.add_argument("--labels-set", nargs="*", default=[], help="overrides of the encoder/head config")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "latent_labels")
     p.add_argument("--cache", type=Path, default=REPO / "benchmarks" / "cache" / "latent_labels")
+    p.add_argument(
+        "--arms",
+        default=",".join(ARMS),
+        help="a subset of the arms (e.g. the ones without the GAN in one process, the latent-GAN chain in another)",
+    )
     p.add_argument("--summarize", action="store_true")
     args = p.parse_args(argv)
     args.datasets = args.datasets.split(",")
     args.ns = [int(x) for x in args.ns.split(",")]
     args.seeds = [int(x) for x in args.seeds.split(",")]
+    args.arms = args.arms.split(",")
+    if sorted(set(args.arms) - set(ARMS)):
+        p.error(f"unknown arms {sorted(set(args.arms) - set(ARMS))}; known: {', '.join(ARMS)}")
     unknown = sorted(set(args.datasets) - set(DATASETS))
     if unknown:
         p.error(f"unknown datasets {unknown}; known: {', '.join(DATASETS)}")
