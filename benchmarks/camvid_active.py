@@ -6,7 +6,9 @@ strategy, retrain at the same budget, and repeat once (25 -> 50 -> 75). Strategi
 - entropy: highest mean predictive entropy;
 - mc_dropout: highest BALD mutual information over 8 dropout passes;
 - entropy_diversity: entropy-weighted k-center on the segmenter's features, near-duplicates dropped;
-- class_targeted: low confidence on, or a vanishing area of, the five rare classes.
+- class_targeted: low confidence on, or a vanishing area of, the five rare classes;
+- class_uncertainty: the most pixel uncertainty where the five rare classes have probability (an extra strategy,
+  added after class_targeted picked frames without rare objects).
 Also the Spearman correlation, on the test frames, between each score of the N=25 model and the frame's true error
 (1 - its mIoU over the classes present).
 
@@ -46,10 +48,10 @@ from synthlabel.mining.scores import score_frames
 from synthlabel.mining.select import rank_frames
 from synthlabel.runs import setup_logging
 
-STRATEGIES = ("random", "entropy", "mc_dropout", "entropy_diversity", "class_targeted")
+STRATEGIES = ("random", "entropy", "mc_dropout", "entropy_diversity", "class_targeted", "class_uncertainty")
 START, STEP, ROUNDS = 25, 25, 2
 SCORE_OF = {"entropy": "entropy", "mc_dropout": "mc_dropout", "entropy_diversity": "entropy",
-            "class_targeted": "class_targeted"}  # fmt: skip
+            "class_targeted": "class_targeted", "class_uncertainty": "class_uncertainty"}  # fmt: skip
 
 
 def train_round(args, names: list[str], key: str, seed: int) -> dict:
@@ -86,7 +88,7 @@ def acquire(args, strategy: str, model_dir: Path, labeled: list[str], pool_ds, s
     rows = [index[n] for n in pool]
     model, meta = load_segmenter(model_dir)
     spec = pool_ds.out_spec
-    rare = [spec.id_of(c) for c in RARE] if strategy == "class_targeted" else []
+    rare = [spec.id_of(c) for c in RARE] if strategy in ("class_targeted", "class_uncertainty") else []
     area = None
     if rare:  # the classes' pixel share on the labeled images: a frame where they vanish is suspect
         lab = [index[n] for n in labeled]

@@ -428,8 +428,8 @@ class MineConfig(Strict):
     source: str
     segmenters: tuple[str, ...] = Field(min_length=1)
     events: str | None = None
-    score: Literal["entropy", "mc_dropout", "ensemble", "flicker", "class_targeted"] = "entropy"
-    classes: tuple[str, ...] = ()  # for class_targeted, e.g. (Pedestrian, Bicyclist)
+    score: Literal["entropy", "mc_dropout", "ensemble", "flicker", "class_targeted", "class_uncertainty"] = "entropy"
+    classes: tuple[str, ...] = ()  # for class_targeted / class_uncertainty, e.g. (Pedestrian, Bicyclist)
     before: float = Field(5.0, ge=0.0)  # window before each event, in the drive's time unit (s with a rate)
     after: float = Field(0.0, ge=0.0)
     whole_drive: bool = False

@@ -18,7 +18,7 @@ from synthlabel.data.datasets import open_dataset
 from synthlabel.errors import DataError
 from synthlabel.mining import labelstudio as ls
 from synthlabel.mining.frames import read_drive, read_events
-from synthlabel.mining.scores import class_targeted, flicker, mean_entropy, mutual_information
+from synthlabel.mining.scores import class_targeted, class_uncertainty, flicker, mean_entropy, mutual_information
 from synthlabel.mining.select import event_windows, k_center, rank_frames, suppress_duplicates
 from synthlabel.report.browser import chromium_path, render_check
 
@@ -54,6 +54,18 @@ def test_flicker_and_class_targeted_on_hand_made_maps():
     assert score.tolist() == pytest.approx([0.4, 1.0])
     with_area = class_targeted(probs, [2], reference_area=[0.5, 0.0, 0.5])
     assert with_area.tolist() == pytest.approx([0.4 + 0.0, 1.0 + 1.0])  # frame 1: the whole expected area is gone
+
+
+def test_class_uncertainty_ranks_an_unsure_rare_object_above_an_empty_frame_and_a_confident_one():
+    probs = torch.zeros(3, 3, 1, 2)
+    probs[0, 2], probs[0, 0] = 0.6, 0.4  # class 2 there, unsure: 0.6 x (1 - 0.6) per pixel
+    probs[1, 0] = 1.0  # no class-2 probability anywhere: nothing to learn about class 2 here
+    probs[2, 2] = 1.0  # class 2 predicted with certainty
+    score = class_uncertainty(probs, [2])
+    assert score.tolist() == pytest.approx([0.24, 0.0, 0.0])
+    assert class_targeted(probs, [2]).argmax() == 1  # the "vanishing" score prefers the empty frame instead
+    with pytest.raises(ValueError):
+        class_uncertainty(probs, [])
 
 
 def test_event_windows_on_a_hand_made_timeline():

@@ -4,6 +4,7 @@ import-labels (a Label Studio export back as a labeled dataset)."""
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 from synthlabel.config import MineConfig
 
@@ -38,9 +39,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--segmenter", action="append", required=True,
                    help="segmenter model dir (repeat for an ensemble)")  # fmt: skip
     s.add_argument("--events", help="CSV of interventions: a 'time' (s) or 'frame' column, optional 'kind'")
-    s.add_argument("--score", default="entropy", choices=["entropy", "mc_dropout", "ensemble", "flicker",
-                                                            "class_targeted"])  # fmt: skip
-    s.add_argument("--classes", help="class_targeted: comma-separated class names, e.g. Pedestrian,Bicyclist")
+    s.add_argument("--score", default="entropy", choices=list(get_args(MineConfig.model_fields["score"].annotation)),
+                   help="class_targeted: chosen classes unsure or vanishing (windows before events); "
+                   "class_uncertainty: unsure where the chosen classes may be (a pool of frames)")  # fmt: skip
+    s.add_argument("--classes", help="class_targeted / class_uncertainty: comma-separated class names, e.g. "
+                   "Pedestrian,Bicyclist")  # fmt: skip
     s.add_argument("--before", type=float, default=5.0, help="window before each event (s with a rate, else frames)")
     s.add_argument("--after", type=float, default=0.0)
     s.add_argument("--whole-drive", action="store_true", help="rank every frame, not only the event windows")

@@ -72,8 +72,8 @@ def mine(cfg: MineConfig, out: str | Path) -> Path:
     models, spec, size = load_segmenters(cfg.segmenters)
     if cfg.score == "ensemble" and len(models) < 2:
         raise ConfigError("score 'ensemble' needs two or more --segmenter models")
-    if cfg.score == "class_targeted" and not cfg.classes:
-        raise ConfigError("score 'class_targeted' needs --classes (e.g. Pedestrian,Bicyclist)")
+    if cfg.score in ("class_targeted", "class_uncertainty") and not cfg.classes:
+        raise ConfigError(f"score {cfg.score!r} needs --classes (e.g. Pedestrian,Bicyclist)")
     class_ids = [spec.lookup(c) for c in cfg.classes] if cfg.classes else []
     drive = read_drive(cfg.source, size, cfg.rate, cfg.every, cfg.fps)
     pool, events = candidates(cfg, drive)

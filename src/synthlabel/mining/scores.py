@@ -1,6 +1,8 @@
 """Per-frame scores of how likely the user's segmenter is wrong on a frame, from its own outputs (no labels): mean
 predictive entropy, MC-dropout mutual information (BALD), disagreement of an ensemble, temporal flicker between
-consecutive frames, and a class-targeted score (low confidence on, or a vanishing area of, chosen classes).
+consecutive frames, a class-targeted score (low confidence on, or a vanishing area of, chosen classes: a pedestrian
+lost before an intervention) and a class-uncertainty score (the model is unsure and the chosen classes may be there:
+for picking frames from a pool of independent images, where "vanishing" mostly means "absent").
 Higher is "more worth labeling" for every score. Also the segmenter's pooled bottleneck features, for diversity.
 
 The maps work on softmax probabilities [N, K, H, W] (or [T, N, K, H, W] for T stochastic passes / members)."""
@@ -18,7 +20,7 @@ from synthlabel.data.sample import to_float
 from synthlabel.device import Precision
 from synthlabel.runs import progress
 
-SCORES = ("entropy", "mc_dropout", "ensemble", "flicker", "class_targeted")
+SCORES = ("entropy", "mc_dropout", "ensemble", "flicker", "class_targeted", "class_uncertainty")
 EPS = 1e-12
 
 
@@ -72,6 +74,17 @@ def class_targeted(probs: torch.Tensor, classes: Sequence[int], reference_area: 
     return score
 
 
+def class_uncertainty(probs: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
+    """A frame is worth labeling for the chosen classes when the model gives them probability where it is unsure:
+    the mean over pixels of P(one of the classes) x (1 - max probability). Zero on a frame where they have no
+    probability (an empty street adds nothing for pedestrians) and low where they are predicted confidently.
+    probs [N, K, H, W] -> [N]."""
+    if not classes:
+        raise ValueError("class_uncertainty needs at least one class")
+    chosen = probs[:, list(classes)].sum(1)
+    return (chosen * (1 - probs.max(1).values)).flatten(1).mean(1)
+
+
 @dataclass
 class FrameScores:
     """Every score of every frame (in frame order) and the features diversity selection uses."""
@@ -103,7 +116,8 @@ def score_frames(
 ) -> FrameScores:
     """Run the models over the frames and compute every score that applies: entropy (first model), mc_dropout
     (`mc_passes` passes of the first model with dropout on; needs dropout layers), ensemble (several models),
-    flicker, class_targeted (when `classes`). Deterministic for a seed (the dropout masks are seeded)."""
+    flicker, class_targeted and class_uncertainty (when `classes`). Deterministic for a seed (the dropout masks are
+    seeded)."""
     if not models:
         raise ValueError("score_frames needs at least one segmenter")
     first = models[0].eval().to(precision.device)
@@ -147,6 +161,7 @@ def score_frames(
     out.scores["flicker"] = flicker(pred)
     if classes:
         out.scores["class_targeted"] = class_targeted(probs_all, classes, reference_area)
+        out.scores["class_uncertainty"] = class_uncertainty(probs_all, classes)
     return out
 
 
