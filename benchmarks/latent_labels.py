@@ -80,13 +80,22 @@ def experiment(args, name, data, size, n, seed, split, sets: dict[str, Path | No
         keep = sets[key] / "keep.txt"
         return {"path": str(sets[key]), "name": key, "keep": str(keep) if keep.is_file() else None}
 
+    def every(key: str) -> list[float]:
+        """The amount (synthetic images per real one) that draws on every image of the set: the whole unlabeled
+        pool for self-training, every kept sample for the latent pairs (an amount of 1.0 would use only N)."""
+        if sets[key] is None:
+            return [1.0]
+        keep = sets[key] / "keep.txt"
+        count = len(keep.read_text().split()) if keep.is_file() else len(open_dataset(sets[key], "train"))
+        return [count / n]
+
     arms = [{"name": "baseline", "kind": "real_aug"},
-            {"name": "self_training", "kind": "synthetic", "sources": [source("pseudo")], "amounts": [1.0],
+            {"name": "self_training", "kind": "synthetic", "sources": [source("pseudo")], "amounts": every("pseudo"),
              "mix": {"mode": "mixed", "fraction": 0.5}},
-            {"name": "synthetic_only", "kind": "synthetic", "sources": [source("latent")], "amounts": [1.0],
-             "mix": {"mode": "mixed", "fraction": 1.0}},
-            {"name": "real_synthetic", "kind": "synthetic", "sources": [source("latent")], "amounts": [1.0],
-             "mix": {"mode": "mixed", "fraction": 0.5}}]  # fmt: skip
+            {"name": "synthetic_only", "kind": "synthetic", "sources": [source("latent")],
+             "amounts": every("latent"), "mix": {"mode": "mixed", "fraction": 1.0}},
+            {"name": "real_synthetic", "kind": "synthetic", "sources": [source("latent")],
+             "amounts": every("latent"), "mix": {"mode": "mixed", "fraction": 0.5}}]  # fmt: skip
     arms = [a for a in arms if a["name"] in args.arms or a["name"] == "baseline"]  # every delta needs the baseline
     out = args.cache / name / f"n{n}_s{seed}" / "experiment"
     cfg = {"out": str(out), "data": base.data.model_dump(mode="json"), "model": base.model.model_dump(mode="json"),
