@@ -32,16 +32,21 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from camvid_lowshot import DEFAULTS, selected_overrides
 from common import REPO, machine
+from safetensors.torch import load_file
 
 from synthlabel.checkpoint import atomic_write_text
 from synthlabel.config import ExperimentConfig, LatentGANConfig, LatentLabelsConfig, build_config
 from synthlabel.data.datasets import open_dataset
+from synthlabel.data.sample import to_uint8
 from synthlabel.data.subset import lowshot_indices
 from synthlabel.experiment import RunSpec, num_real_images, run_experiment, run_one
+from synthlabel.generators.io import load_generator
 from synthlabel.generators.latent import train_latent_gan
 from synthlabel.latent.stage import sample_latent_dataset, train_latent_labels
+from synthlabel.report.plots import sample_grid
 from synthlabel.runs import setup_logging
 from synthlabel.synth.pseudo import pseudo_label
 
@@ -145,6 +150,7 @@ def run(args) -> None:
                         shutil.copytree(labels_dir / "encoder", shared_encoder)
                     latent = sample_latent_dataset(labels_dir, gan_dir, args.cache / name / key / "latent",
                                                    args.samples, seed, layout="folders")  # fmt: skip
+                    write_grid(args, name, key, data, size, labels_dir, gan_dir, latent)
                 if {"baseline", "self_training"} & set(args.arms):
                     seg = baseline_model(args, name, data, size, seed, split)
                 if "self_training" in args.arms:
@@ -155,6 +161,32 @@ def run(args) -> None:
                 exp_dir = experiment(args, name, data, size, n, seed, split, {"latent": latent, "pseudo": pseudo})
                 publish(args, name, key, exp_dir, head_miou if "head" in args.arms else None)
     print(json.dumps(headline(args), indent=1))
+
+
+def write_grid(args, name: str, key: str, data: Path, size, labels_dir: Path, gan_dir: Path, latent: Path) -> Path:
+    """<out>/<name>_<key>_samples.png, four rows of 8: labeled real images, their inversions G(w) (the inversion
+    error the head learns through), sampled images, and the label maps the head gave them (ignored pixels show the
+    image)."""
+    G, _ = load_generator(gan_dir)
+    split = open_dataset(data, "train")
+    names = (labels_dir / "subset.txt").read_text().split()[:8]
+    index = {r.image.name: i for i, r in enumerate(split.records)}
+    real = split.subset([index[x] for x in names]).load(size, desc="grid images").images
+    ws = load_file(str(labels_dir / "inverted.safetensors"))["w"][: len(real)]
+    with torch.no_grad():
+        recon = to_uint8(G.synthesize(ws, noise_mode="const"))
+    sampled = open_dataset(latent, "train")
+    kept = (latent / "keep.txt").read_text().split()[:8]
+    order = {r.image.name: i for i, r in enumerate(sampled.records)}
+    pairs = sampled.subset([order[x] for x in kept]).load(size, desc="grid samples")
+    spec = sampled.out_spec
+    blank = torch.full((len(real) + len(recon) + len(pairs), *size), 255, dtype=torch.long)
+    tiles = torch.cat([real, recon, pairs.images, pairs.images])
+    maps = torch.cat([blank, pairs.labels.long()])
+    png = sample_grid(tiles.permute(0, 2, 3, 1), maps, spec.palette().tolist(), nrow=8, alpha=1.0)
+    path = args.out / f"{name}_{key}_samples.png"
+    path.write_bytes(png)
+    return path
 
 
 def publish(args, name: str, key: str, exp_dir: Path, head_miou: float | None) -> None:
