@@ -61,6 +61,7 @@ def gan(args, name: str, data: Path, size) -> Path:
         cfg = build_config(LatentGANConfig, {"data": {"path": str(data), "size": size}},
                            [f"train.steps={args.gan_steps}", "train.sample_every=1000"] + args.gan_set)  # fmt: skip
         train_latent_gan(cfg, run, resume=(run / "train_state.pt").is_file())
+        atomic_write_text(run / "peak_rss_gb", str(round(peak_rss_gb(), 2)))  # the GAN may train in another process
         (run / "done").touch()
     return run / "model"
 
@@ -189,6 +190,10 @@ def write_grid(args, name: str, key: str, data: Path, size, labels_dir: Path, ga
     return path
 
 
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB -> GB
+
+
 def publish(args, name: str, key: str, exp_dir: Path, head_miou: float | None) -> None:
     out = args.out / "runs" / name / key
     out.mkdir(parents=True, exist_ok=True)
@@ -197,7 +202,10 @@ def publish(args, name: str, key: str, exp_dir: Path, head_miou: float | None) -
               "per_class_iou": r["eval"]["real_test"]["per_class_iou"]} for r in records]  # fmt: skip
     if head_miou is not None:
         small.append({"arm": "head", "seed": int(key.split("_s")[1]), "miou": head_miou})
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB -> GB
+    peak = peak_rss_gb()
+    gan_peak = args.cache / name / "gan" / "peak_rss_gb"
+    if gan_peak.is_file():
+        peak = max(peak, float(gan_peak.read_text()))
     if (out / "result.json").is_file():  # arms run by other invocations (--arms) stay
         old = json.loads((out / "result.json").read_text())
         ran = {(r["arm"], r["seed"]) for r in small}
