@@ -18,6 +18,8 @@ Every stage is cached and resumable; per-run results are copied to benchmarks/re
 profile resumes on a new machine. The peak resident memory of the whole chain is recorded (`peak_rss_gb`).
 
     python benchmarks/latent_labels.py --datasets carparts --ns 16 --seeds 0      # a part
+    python benchmarks/latent_labels.py ... --arms baseline,self_training        # beside it, on the other core:
+    python benchmarks/latent_labels.py ... --arms synthetic_only,real_synthetic,head   # (the GAN chain)
     python benchmarks/latent_labels.py --summarize                                # headline.json
 """
 
