@@ -44,7 +44,7 @@ from synthlabel.device import resolve_precision
 from synthlabel.downstream.segmenter import load_segmenter
 from synthlabel.downstream.workflow import evaluate_segmenter, train_segmenter
 from synthlabel.eval.generator_metrics import per_image_miou
-from synthlabel.mining.scores import score_frames
+from synthlabel.mining.scores import CLASS_SCORES, score_frames
 from synthlabel.mining.select import rank_frames
 from synthlabel.runs import setup_logging
 
@@ -88,7 +88,7 @@ def acquire(args, strategy: str, model_dir: Path, labeled: list[str], pool_ds, s
     rows = [index[n] for n in pool]
     model, meta = load_segmenter(model_dir)
     spec = pool_ds.out_spec
-    rare = [spec.id_of(c) for c in RARE] if strategy in ("class_targeted", "class_uncertainty") else []
+    rare = [spec.id_of(c) for c in RARE] if strategy in CLASS_SCORES else []
     area = None
     if rare:  # the classes' pixel share on the labeled images: a frame where they vanish is suspect
         lab = [index[n] for n in labeled]

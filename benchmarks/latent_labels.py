@@ -44,6 +44,7 @@ from synthlabel.config import ExperimentConfig, LatentGANConfig, LatentLabelsCon
 from synthlabel.data.datasets import open_dataset
 from synthlabel.data.sample import to_uint8
 from synthlabel.data.subset import lowshot_indices
+from synthlabel.downstream.mixing import read_keep_file
 from synthlabel.experiment import RunSpec, num_real_images, run_experiment, run_one
 from synthlabel.generators.io import load_generator
 from synthlabel.generators.latent import train_latent_gan
@@ -82,29 +83,21 @@ def experiment(args, name, data, size, n, seed, split, sets: dict[str, Path | No
                                            "arms": [{"name": "baseline"}]},
                         [*DEFAULTS, *chosen, f"train.steps={args.seg_steps}"])  # fmt: skip
 
-    def source(key: str) -> dict:
-        if sets[key] is None:  # not made by this invocation (--arms); its arms are left out below
-            return {"path": "", "name": key}
-        keep = sets[key] / "keep.txt"
-        return {"path": str(sets[key]), "name": key, "keep": str(keep) if keep.is_file() else None}
+    def synthetic(arm: str, key: str, fraction: float) -> dict:
+        """An arm on every image of the set `key` (the whole pseudo-labeled pool, every kept latent pair): its
+        amount (synthetic images per real one) is the set's size over N, since an amount of 1.0 would use only N."""
+        path = sets[key]
+        keep = path / "keep.txt" if (path / "keep.txt").is_file() else None
+        count = len(read_keep_file(keep)) if keep else len(open_dataset(path, "train"))
+        source = {"path": str(path), "name": key, "keep": str(keep) if keep else None}
+        return {"name": arm, "kind": "synthetic", "amounts": [count / n], "sources": [source],
+                "mix": {"mode": "mixed", "fraction": fraction}}  # fmt: skip
 
-    def every(key: str) -> list[float]:
-        """The amount (synthetic images per real one) that draws on every image of the set: the whole unlabeled
-        pool for self-training, every kept sample for the latent pairs (an amount of 1.0 would use only N)."""
-        if sets[key] is None:
-            return [1.0]
-        keep = sets[key] / "keep.txt"
-        count = len(keep.read_text().split()) if keep.is_file() else len(open_dataset(sets[key], "train"))
-        return [count / n]
-
-    arms = [{"name": "baseline", "kind": "real_aug"},
-            {"name": "self_training", "kind": "synthetic", "sources": [source("pseudo")], "amounts": every("pseudo"),
-             "mix": {"mode": "mixed", "fraction": 0.5}},
-            {"name": "synthetic_only", "kind": "synthetic", "sources": [source("latent")],
-             "amounts": every("latent"), "mix": {"mode": "mixed", "fraction": 1.0}},
-            {"name": "real_synthetic", "kind": "synthetic", "sources": [source("latent")],
-             "amounts": every("latent"), "mix": {"mode": "mixed", "fraction": 0.5}}]  # fmt: skip
-    arms = [a for a in arms if a["name"] in args.arms or a["name"] == "baseline"]  # every delta needs the baseline
+    arms = [{"name": "baseline", "kind": "real_aug"}]  # always: every delta needs it (cached after the first run)
+    for arm, key, fraction in (("self_training", "pseudo", 0.5), ("synthetic_only", "latent", 1.0),
+                               ("real_synthetic", "latent", 0.5)):  # fmt: skip
+        if arm in args.arms:
+            arms.append(synthetic(arm, key, fraction))
     out = args.cache / name / f"n{n}_s{seed}" / "experiment"
     cfg = {"out": str(out), "data": base.data.model_dump(mode="json"), "model": base.model.model_dump(mode="json"),
            "train": {**base.train.model_dump(mode="json"), "seed": seed}, "seeds": [seed], "select_seeds": None,

@@ -24,7 +24,7 @@ from synthlabel.downstream.segmenter import load_segmenter
 from synthlabel.errors import ConfigError, DataError
 from synthlabel.mining import labelstudio as ls
 from synthlabel.mining.frames import Drive, read_drive, read_events
-from synthlabel.mining.scores import SCORES, score_frames
+from synthlabel.mining.scores import CLASS_SCORES, SCORES, score_frames
 from synthlabel.mining.select import event_windows, rank_frames
 from synthlabel.report.html import HtmlPage
 from synthlabel.report.plots import sample_grid
@@ -72,7 +72,7 @@ def mine(cfg: MineConfig, out: str | Path) -> Path:
     models, spec, size = load_segmenters(cfg.segmenters)
     if cfg.score == "ensemble" and len(models) < 2:
         raise ConfigError("score 'ensemble' needs two or more --segmenter models")
-    if cfg.score in ("class_targeted", "class_uncertainty") and not cfg.classes:
+    if cfg.score in CLASS_SCORES and not cfg.classes:
         raise ConfigError(f"score {cfg.score!r} needs --classes (e.g. Pedestrian,Bicyclist)")
     class_ids = [spec.lookup(c) for c in cfg.classes] if cfg.classes else []
     drive = read_drive(cfg.source, size, cfg.rate, cfg.every, cfg.fps)

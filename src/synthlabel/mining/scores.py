@@ -21,6 +21,7 @@ from synthlabel.device import Precision
 from synthlabel.runs import progress
 
 SCORES = ("entropy", "mc_dropout", "ensemble", "flicker", "class_targeted", "class_uncertainty")
+CLASS_SCORES = ("class_targeted", "class_uncertainty")  # the scores that need chosen classes
 EPS = 1e-12
 
 
