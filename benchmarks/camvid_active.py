@@ -19,6 +19,11 @@ benchmarks/results/camvid_active/runs/ (its acquired frames and test metrics), s
     python benchmarks/camvid_active.py --seeds 0 --strategies random,entropy      # a part
     python benchmarks/camvid_active.py --seeds 0 --rounds 1                       # every strategy's 25 -> 50 first
     python benchmarks/camvid_active.py --summarize                                # headline.json
+    python benchmarks/camvid_active.py --seeds 0 --acquire-only     # record the next frames from cached models
+
+Each acquisition is recorded in runs/acquired/ as soon as it is made (also the one of the round after --rounds,
+while the model that picks it is in the cache), so a new machine trains the next round without the models of the
+rounds before it.
 """
 
 from __future__ import annotations
@@ -54,11 +59,14 @@ SCORE_OF = {"entropy": "entropy", "mc_dropout": "mc_dropout", "entropy_diversity
             "class_targeted": "class_targeted", "class_uncertainty": "class_uncertainty"}  # fmt: skip
 
 
-def train_round(args, names: list[str], key: str, seed: int) -> dict:
-    """Train on the named train images (cached by key) and score on test; returns the round's record."""
+def train_round(args, names: list[str], key: str, seed: int, force: bool = False) -> dict:
+    """Train on the named train images (cached by key) and score on test; returns the round's record. `force`
+    trains again although the record is committed (its model is gone with the machine's cache): the committed
+    record stays, with the retrained model's figures added as `retrained`."""
     path = args.out / "runs" / f"{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    old = json.loads(path.read_text()) if path.is_file() else None
+    if old is not None and not force:
+        return old
     split = args.cache / f"{key}.txt"
     split.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(split, "".join(n + "\n" for n in names))
@@ -72,13 +80,54 @@ def train_round(args, names: list[str], key: str, seed: int) -> dict:
     train_segmenter(cfg, run_dir, resume=(run_dir / "train_state.pt").is_file())
     metrics = evaluate_segmenter(run_dir / "model", args.data, "test")
     record = {"key": key, "seed": seed, "labeled": names, "steps": args.steps, "miou": metrics["miou"],
-              "per_class_iou": metrics["per_class_iou"], "seconds": round(time.monotonic() - start)}  # fmt: skip
+              "per_class_iou": metrics["per_class_iou"], "seconds": round(time.monotonic() - start),
+              "machine": machine()}  # fmt: skip
+    if old is not None:
+        old.setdefault("retrained", []).append({k: record[k] for k in ("miou", "per_class_iou", "seconds", "machine")})
+        record = old
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(record, indent=1))
     return record
 
 
-def acquire(args, strategy: str, model_dir: Path, labeled: list[str], pool_ds, seed: int, round_: int) -> list[str]:
+def model_of(args, record: dict) -> Path:
+    """The round's model directory, trained again from its committed record when the cache lost it."""
+    model = args.cache / record["key"] / "model"
+    if not (model / "config.json").is_file():
+        print(f"{record['key']}: model not in the cache; training it again", flush=True)
+        train_round(args, record["labeled"], record["key"], record["seed"], force=True)
+    return model
+
+
+def labeled_for(
+    args, strategy: str, key: str, prev: dict, labeled: list[str], pool_ds, seed: int, round_: int, retrain: bool
+) -> list[str] | None:
+    """The labeled names of round `key`: from its trained record, else from its recorded acquisition
+    (runs/acquired/<key>.json), else acquired now by the previous round's model and recorded. None when that model
+    is not in the cache and `retrain` is off."""
+    for path in (args.out / "runs" / f"{key}.json", args.out / "runs" / "acquired" / f"{key}.json"):
+        if path.is_file():
+            return json.loads(path.read_text())["labeled"]
+    model = None
+    if strategy != "random":
+        model = args.cache / prev["key"] / "model"
+        if not (model / "config.json").is_file():
+            if not retrain:
+                print(f"{key}: the {prev['key']} model is not in the cache; not acquired", flush=True)
+                return None
+            model = model_of(args, prev)
+    picked = acquire(args, strategy, model, labeled, pool_ds, seed, round_)
+    record = {"key": key, "seed": seed, "strategy": strategy, "scored_by": None if model is None else prev["key"],
+              "acquired": picked, "labeled": labeled + picked, "machine": machine()}  # fmt: skip
+    path = args.out / "runs" / "acquired" / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1))
+    return record["labeled"]
+
+
+def acquire(
+    args, strategy: str, model_dir: Path | None, labeled: list[str], pool_ds, seed: int, round_: int
+) -> list[str]:
     """STEP names from the unlabeled pool by `strategy`, scored by the model of this round."""
     pool = [r.image.name for r in pool_ds.records if r.image.name not in set(labeled)]
     if strategy == "random":
@@ -134,23 +183,27 @@ def rank_correlation(score: np.ndarray, error: np.ndarray) -> float | None:
 
 
 def run(args) -> None:
-    train = open_dataset(args.data, "train")
-    names = [r.image.name for r in train.records]
+    train_ds = open_dataset(args.data, "train")
+    names = [r.image.name for r in train_ds.records]
     for seed in args.seeds:
         start = sorted(names[i] for i in lowshot_indices(len(names), START, seed))
         first = train_round(args, start, f"n{START}_s{seed}", seed)
-        spearman_of_scores(args, args.cache / first["key"] / "model", seed)
+        if not (args.out / "runs" / f"spearman_s{seed}.json").is_file() and not args.acquire_only:
+            spearman_of_scores(args, model_of(args, first), seed)
         for strategy in args.strategies:
             labeled, prev = list(start), first
-            for r in range(1, args.rounds + 1):
+            for r in range(1, ROUNDS + 1):
                 key = f"{strategy}_n{START + r * STEP}_s{seed}"
-                if not (args.out / "runs" / f"{key}.json").is_file():
-                    labeled = labeled + acquire(args, strategy, args.cache / prev["key"] / "model", labeled, train,
-                                                seed, r)  # fmt: skip
-                else:
-                    labeled = json.loads((args.out / "runs" / f"{key}.json").read_text())["labeled"]
+                # a round past --rounds (or any, with --acquire-only) still records its frames while the model
+                # that picks them is at hand, so the next session trains it without that model
+                train = r <= args.rounds and not args.acquire_only
+                labeled = labeled_for(args, strategy, key, prev, labeled, train_ds, seed, r, retrain=train)
+                trained = (args.out / "runs" / f"{key}.json").is_file()
+                if labeled is None or not (train or trained):
+                    break
                 prev = train_round(args, labeled, key, seed)
-    print(json.dumps(headline(args), indent=1))
+    if not args.acquire_only:
+        print(json.dumps(headline(args), indent=1))
 
 
 def headline(args) -> dict:
@@ -215,6 +268,11 @@ def parse_args(argv):
         help="acquisition rounds to run (1: only 25 -> 50, so every strategy's first round can come first)",
     )
     p.add_argument("--summarize", action="store_true")
+    p.add_argument(
+        "--acquire-only",
+        action="store_true",
+        help="record each strategy's next acquisition from the models in the cache (runs/acquired/), train nothing",
+    )
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.strategies = args.strategies.split(",")
