@@ -12,6 +12,9 @@ Arms (same steps and batch for all; seeds 0,1,2):
 - translation_robust: the consistency term from the photometric arm's seed-0 model instead of the baseline's (a
   segmenter that has seen day images under the dusk simulation, so it does not call a translation wrong for looking
   dusk; no dusk label read either);
+- translation_margin: the consistency term in its margin form (`train.consistency_kind=margin`, the baseline's
+  model): the segmenter's argmax must hold where it was right on the source, but the translation may lower its
+  confidence, so a darker-than-day look costs nothing while the labels stay readable;
 - oracle: day + the 62 dusk train images with their labels.
 Each synthetic arm adds one translation per day image, mixed at a fixed synthetic batch share (`--fraction`,
 default 0.3, not tuned: CamVid val is all day, so no dusk figure could choose it without reading dusk labels).
@@ -62,7 +65,8 @@ from synthlabel.generators.translation import train_translator
 from synthlabel.runs import setup_logging
 from synthlabel.synth.translate import CONSISTENCY, translate
 
-ARMS = ("baseline", "photometric", "translation", "translation_no_consistency", "translation_robust", "oracle")
+ARMS = ("baseline", "photometric", "translation", "translation_no_consistency", "translation_robust",
+        "translation_margin", "oracle")  # fmt: skip
 TRANSLATOR_STEPS = 2000
 # CUT's PatchNCE weight (1; Park et al. 2020) without its NCE identity term, and 4 residual blocks: about half the
 # cost of CUT's per step on this CPU (~0.75 s at 96x128, batch 4, one thread), so both translators fit a session.
@@ -127,6 +131,8 @@ def translator(args, split: Path, target: Path, segmenter: Path | None, name: st
     overrides = [*TRANSLATOR, f"train.steps={args.translator_steps}", "train.sample_every=500", "train.log_every=50"]
     if segmenter is None:
         overrides.append("train.consistency=0")
+    if name == "translation_margin":
+        overrides.append("train.consistency_kind=margin")
     cfg = build_config(
         TranslatorConfig,
         {"data": {"path": str(args.data), "size": SIZE, "subset": {"file": str(split)}, "val_split": None},
@@ -266,7 +272,7 @@ def publish(args, seconds: float) -> None:
         small = {k: report.get(k) for k in ("fidelity", "synthetic_miou", "real_miou", "per_class_fidelity")}
         (args.out / "consistency").mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out / "consistency" / f"{path.parent.name[4:]}.json", json.dumps(small, indent=1))
-    for name in ("translator", "translator_no_consistency", "translator_robust"):  # last sample grid (source | output)
+    for name in ("translator", "translator_no_consistency", "translator_robust", "translator_margin"):  # last grid
         grids = sorted((args.cache / name / "samples").glob("step_*.png"))
         if grids:
             (args.out / "samples").mkdir(parents=True, exist_ok=True)

@@ -307,6 +307,11 @@ class TranslatorTrainConfig(Strict):
     # semantic consistency (CyCADA): the frozen real-data segmenter must predict the source labels on the
     # translation; weight of its cross-entropy. Needs `segmenter`; 0 = off (the ablation)
     consistency: float = Field(1.0, ge=0.0)
+    # its form: "ce" (the cross-entropy on the translation less that on the source) or "margin" (only keep the
+    # segmenter's argmax where it was right on the source, by its logit margin there up to `consistency_margin`;
+    # lets the translation lower the segmenter's confidence, e.g. in a darker condition than it has seen)
+    consistency_kind: Literal["ce", "margin"] = "ce"
+    consistency_margin: float = Field(1.0, gt=0.0)
     # paired data only (`paired: true`): weight of the L1 distance to the scene's real image in the target
     # condition (pix2pix: 100)
     l1: float = Field(100.0, ge=0.0)

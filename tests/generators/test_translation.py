@@ -62,6 +62,42 @@ def test_consistency_is_zero_for_the_identity_translator_and_a_fixed_segmenter()
     assert loss("Gmain", batch)[1]["G/consistency"] == 0.0
 
 
+class FirstTwoChannels(torch.nn.Module):
+    """A 'segmenter' whose logits are the image's first two channels (hand-made margins)."""
+
+    def forward(self, image):
+        return image[:, :2]
+
+
+def test_margin_consistency_only_asks_that_right_predictions_keep_their_margin():
+    """consistency_kind="margin": zero for the identity and for a translation that lowers the logits but keeps
+    each margin up to m; a pixel the segmenter read right on the source and reads wrong on the translation costs
+    min(m, source margin) - translation margin; a pixel it read wrong on the source costs nothing."""
+    from synthlabel.generators.translator import ImagePatchGAN
+
+    loss = TranslationLoss(Identity(), ImagePatchGAN(num_conditions=1, width=8), torch.nn.Identity(),
+                           FirstTwoChannels(), nce=0.0, consistency_kind="margin", consistency_margin=1.0)  # fmt: skip
+    labels = torch.tensor([[[0, 1, 0, 255]]])  # [1, 1, 4]; the last pixel is ignored
+    source = torch.zeros(1, 3, 1, 4)
+    source[0, 0, 0] = torch.tensor([3.0, 0.0, -1.0, 0.0])  # class-0 logit
+    source[0, 1, 0] = torch.tensor([0.0, 0.5, 0.0, 9.0])  # class-1 logit: margins 3, 0.5, -1 (wrong), ignored
+    batch = GANBatch(source.clone(), torch.zeros(1, 0), label_map=labels, condition=torch.zeros(1, dtype=torch.long),
+                     source=source)  # fmt: skip
+    assert loss("Gmain", batch)[1]["G/consistency"] == 0.0
+    kept = source.clone()
+    kept[0, 0, 0, 0] = 1.0  # margin 3 -> 1: still at the cap m = 1
+    kept[0, 0, 0, 2] = -5.0  # read wrong on the source anyway
+    kept[0, 1, 0, 3] = -9.0  # ignored pixel
+    assert loss.margin_term(kept, batch).item() == 0.0
+    flipped = source.clone()
+    flipped[0, 1, 0, 0] = 3.5  # margin 3 -> -0.5: costs min(1, 3) + 0.5 = 1.5
+    flipped[0, 0, 0, 1] = 0.25  # margin 0.5 -> 0.25: costs 0.25
+    assert loss.margin_term(flipped, batch).item() == pytest.approx((1.5 + 0.25) / 3)
+    with pytest.raises(ValueError, match="consistency_kind"):
+        TranslationLoss(Identity(), ImagePatchGAN(num_conditions=1, width=8), torch.nn.Identity(),
+                        FirstTwoChannels(), consistency_kind="kl")  # fmt: skip
+
+
 def test_consistency_pulls_the_translation_towards_the_source_labels():
     """Gmain's consistency term is the frozen segmenter's cross-entropy on the translation against the source
     labels, less that on the source; its gradient reaches G and not the segmenter."""

@@ -214,7 +214,8 @@ def translation_trainer(
         segmenter = segmenter.to(precision.device, memory_format=torch.channels_last)
     loss = TranslationLoss(
         G, D, projector, segmenter, spec.ignore_id, augment, t.adversarial, t.nce, t.nce_patches, t.nce_identity,
-        t.consistency, l1=t.l1 if cfg.paired else 0.0,
+        t.consistency, l1=t.l1 if cfg.paired else 0.0, consistency_kind=t.consistency_kind,
+        consistency_margin=t.consistency_margin,
     )  # fmt: skip
     options = GANOptions(
         t.steps, t.batch_size, t.lr_g, t.lr_d, t.betas, t.ema_decay, t.precision, t.device, log_every=t.log_every,

@@ -291,6 +291,16 @@ def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 
     return F.cross_entropy(logits.flatten(0, 1), target.flatten())
 
 
+def label_margin(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """Per pixel [B, H, W]: the label's logit less the largest other logit (> 0 where the argmax is the label);
+    0 at ignore pixels."""
+    valid = labels != ignore_index
+    index = labels.where(valid, 0).unsqueeze(1)
+    own = logits.gather(1, index)
+    others = logits.scatter(1, index, float("-inf")).amax(1, keepdim=True)
+    return (own - others).squeeze(1).where(valid, 0.0)
+
+
 class TranslationLoss(GANLoss):
     """Unpaired translation into a target condition that keeps the labels (CUT + CyCADA's semantic consistency).
 
@@ -301,7 +311,11 @@ class TranslationLoss(GANLoss):
     (`nce` weight, `patches` locations per layer, CUT's 0.07 temperature), and the same between a target image and
     its translation into its own condition (`identity`, CUT's NCE identity); semantic consistency (`consistency`
     weight, CyCADA): a frozen real-data segmenter must predict the source labels on the translation as well as on
-    the source (its cross-entropy on the translation minus that on the source: zero for the identity). With paired
+    the source (its cross-entropy on the translation minus that on the source: zero for the identity). With
+    `consistency_kind="margin"` the term asks less: only that the segmenter's prediction stays right where it was
+    right on the source, by the logit margin it had there, capped at `consistency_margin` (zero for the identity;
+    a translation may lower the segmenter's confidence, e.g. make the scene darker than anything it saw, as long as
+    the argmax holds; the cross-entropy form pulls every pixel back to the source's confidence). With paired
     data, `l1` weighs the L1 distance to the real image of the same scene in the target condition (pix2pix).
     `projector` (CUT's heads) trains with G (`g_modules`)."""
 
@@ -319,8 +333,13 @@ class TranslationLoss(GANLoss):
         identity: bool = True,
         consistency: float = 1.0,
         l1: float = 0.0,
+        consistency_kind: str = "ce",
+        consistency_margin: float = 1.0,
     ):
         super().__init__(generator, discriminator, augment)
+        if consistency_kind not in ("ce", "margin"):
+            raise ValueError(f"consistency_kind must be 'ce' or 'margin', not {consistency_kind!r}")
+        self.consistency_kind, self.consistency_margin = consistency_kind, consistency_margin
         self.l1 = l1  # paired data: batch.real is the source's scene in the target condition
         if consistency > 0 and segmenter is None:
             raise ValueError("semantic consistency needs a real-data segmenter; give one or set consistency to 0")
@@ -359,12 +378,28 @@ class TranslationLoss(GANLoss):
         if self.l1 > 0:
             l1 = F.l1_loss(fake.float(), batch.real.float())
             loss, stats["G/l1"] = loss + self.l1 * l1, l1.item()
-        if self.consistency > 0:  # the segmenter's excess cross-entropy on the translation over the source: 0 for
-            with torch.no_grad():  # an identity translator; the gradient is that of the translation's CE
-                on_source = self.segmenter_ce(batch.source, batch)
-            ce = self.segmenter_ce(fake, batch) - on_source
-            loss, stats["G/consistency"] = loss + self.consistency * ce, ce.item()
+        if self.consistency > 0:
+            term = self.margin_term(fake, batch) if self.consistency_kind == "margin" else self.ce_term(fake, batch)
+            loss, stats["G/consistency"] = loss + self.consistency * term, term.item()
         return loss, {"G/loss": loss.item(), **stats}
+
+    def ce_term(self, fake: torch.Tensor, batch: GANBatch) -> torch.Tensor:
+        """The segmenter's excess cross-entropy on the translation over the source: 0 for an identity translator;
+        the gradient is that of the translation's CE."""
+        with torch.no_grad():
+            on_source = self.segmenter_ce(batch.source, batch)
+        return self.segmenter_ce(fake, batch) - on_source
+
+    def margin_term(self, fake: torch.Tensor, batch: GANBatch) -> torch.Tensor:
+        """Mean over labeled pixels of max(0, min(m, margin on the source) - margin on the translation), over the
+        pixels the segmenter reads right on the source (margin > 0); margin = the label's logit less the largest
+        other logit. 0 for the identity and for any translation that keeps each margin (up to m)."""
+        with torch.no_grad():
+            keep = label_margin(self.segmenter(batch.source).float(), batch.label_map, self.ignore_index)
+            keep = keep.clamp(max=self.consistency_margin)
+        margin = label_margin(self.segmenter(fake).float(), batch.label_map, self.ignore_index)
+        labeled = (batch.label_map != self.ignore_index).sum().clamp(min=1)
+        return (keep - margin).clamp(min=0).where(keep > 0, 0.0).sum() / labeled
 
     def segmenter_ce(self, images: torch.Tensor, batch: GANBatch) -> torch.Tensor:
         """The frozen segmenter's cross-entropy on `images` against the source labels (ignore pixels skipped)."""
