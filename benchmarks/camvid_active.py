@@ -143,7 +143,8 @@ def acquire(
         lab = [index[n] for n in labeled]
         labels = pool_ds.load(SIZE).labels[lab]
         area = [float((labels == k).float().mean()) for k in range(spec.num_classes)]
-    scored = score_frames([model], images[rows], resolve_precision("auto", "auto"), 8, rare, area, seed=seed)
+    passes = 8 if strategy == "mc_dropout" else 0  # the dropout passes only where their score is used
+    scored = score_frames([model], images[rows], resolve_precision("auto", "auto"), passes, rare, area, seed=seed)
     score = scored.scores[SCORE_OF[strategy]]
     diverse = strategy == "entropy_diversity"
     picked, _ = rank_frames(score, scored.features, STEP, duplicate_threshold=0.2 if diverse else 0.0,
