@@ -231,9 +231,17 @@ def headline(args) -> dict:
             "spearman": {k: round(float(np.mean([s[k] for s in spear if s[k] is not None] or [np.nan])), 3)
                          for k in (spear[0] if spear else {})},
             "spearman_detail": spearman_detail(args.out),
-            "seeds": sorted({r["seed"] for r in runs})}  # fmt: skip
+            "seeds": sorted({r["seed"] for r in runs}),
+            # where each run trained (records before 2026-12-07's second session do not say: CPU-2E, bf16)
+            "run_machines": {r["key"]: describe(r.get("machine")) for r in runs}}  # fmt: skip
     atomic_write_text(args.out / "headline.json", json.dumps(head, indent=1))
     return head
+
+
+def describe(machine_record: dict | None) -> str:
+    if not machine_record:
+        return "not recorded"
+    return f"{machine_record['cpu']}, {machine_record['device']}"
 
 
 def spearman_detail(out: Path) -> dict:
