@@ -110,12 +110,10 @@ def labeled_for(
             return json.loads(path.read_text())["labeled"]
     model = None
     if strategy != "random":
-        model = args.cache / prev["key"] / "model"
-        if not (model / "config.json").is_file():
-            if not retrain:
-                print(f"{key}: the {prev['key']} model is not in the cache; not acquired", flush=True)
-                return None
-            model = model_of(args, prev)
+        if not retrain and not (args.cache / prev["key"] / "model" / "config.json").is_file():
+            print(f"{key}: the {prev['key']} model is not in the cache; not acquired", flush=True)
+            return None
+        model = model_of(args, prev)  # trains it again from its record when the cache lost it
     picked = acquire(args, strategy, model, labeled, pool_ds, seed, round_)
     record = {"key": key, "seed": seed, "strategy": strategy, "scored_by": None if model is None else prev["key"],
               "acquired": picked, "labeled": labeled + picked, "machine": machine()}  # fmt: skip
