@@ -156,8 +156,29 @@ def spearman_of_scores(args, model_dir: Path, seed: int) -> dict:
     path, detail = args.out / "runs" / f"spearman_s{seed}.json", args.out / "runs" / f"spearman_detail_s{seed}.json"
     if path.is_file() and detail.is_file():
         return json.loads(path.read_text())
+    parts = score_correlations(args, model_dir, seed)
+    atomic_write_text(detail, json.dumps(parts["frame_miou_error"], indent=1))
+    atomic_write_text(path, json.dumps(parts["frame_miou_error"]["test"]["all"], indent=1))
+    return parts["frame_miou_error"]["test"]["all"]
+
+
+def spearman_pixel_error(args, model_dir: Path, seed: int) -> dict:
+    """The same correlations against each frame's pixel error (1 - pixel accuracy) as well as its mIoU error, from
+    one model, in spearman_pixel_s<seed>.json: the mIoU error of a frame also moves with how many classes it holds
+    (one missed sliver of a rare class costs a whole class's IoU), which no uncertainty score can see; the pixel
+    error shows whether the scores rank the frames a model gets wrong."""
+    path = args.out / "runs" / f"spearman_pixel_s{seed}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    parts = score_correlations(args, model_dir, seed) | {"machine": machine()}
+    atomic_write_text(path, json.dumps(parts, indent=1))
+    return parts
+
+
+def score_correlations(args, model_dir: Path, seed: int) -> dict:
+    """{error kind: {split: {condition group: {score: rho}}}} for the model in `model_dir`."""
     model, _ = load_segmenter(model_dir)
-    parts = {}
+    parts: dict = {"frame_miou_error": {}, "pixel_error": {}, "classes_in_label_vs_frame_miou_error": {}}
     for split in ("test", "val"):
         data = open_dataset(args.data, split)
         loaded = data.load(SIZE, desc=f"load {split}")
@@ -165,14 +186,28 @@ def spearman_of_scores(args, model_dir: Path, seed: int) -> dict:
         scored = score_frames([model], loaded.images, resolve_precision("auto", "auto"), 8,
                               [spec.id_of(c) for c in RARE], seed=seed)  # fmt: skip
         per_frame = per_image_miou(scored.predictions, loaded.labels, spec.num_classes, spec.ignore_id)
-        error = 1 - np.nan_to_num(np.array(per_frame), nan=1.0)
+        errors = {"frame_miou_error": 1 - np.nan_to_num(np.array(per_frame), nan=1.0),
+                  "pixel_error": pixel_error(scored.predictions.numpy(), loaded.labels.numpy(), spec)}  # fmt: skip
         conditions = np.array([m.get("condition") or "all" for m in loaded.meta])
-        groups = {"all": np.ones(len(error), bool)} | {c: conditions == c for c in sorted(set(conditions))}
-        parts[split] = {g: {name: rank_correlation(s.numpy()[sel], error[sel]) for name, s in scored.scores.items()}
-                        for g, sel in groups.items()}  # fmt: skip
-    atomic_write_text(detail, json.dumps(parts, indent=1))
-    atomic_write_text(path, json.dumps(parts["test"]["all"], indent=1))
-    return parts["test"]["all"]
+        groups = {"all": np.ones(len(per_frame), bool)} | {c: conditions == c for c in sorted(set(conditions))}
+        for kind, error in errors.items():
+            parts[kind][split] = {g: {name: rank_correlation(s.numpy()[sel], error[sel])
+                                      for name, s in scored.scores.items()} for g, sel in groups.items()}  # fmt: skip
+        # not a score (it reads the labels): how much of the mIoU error the frame's class count alone explains
+        present = np.stack([(loaded.labels.numpy() == c).reshape(len(per_frame), -1).any(1)
+                            for c in range(spec.num_classes)], 1).sum(1)  # fmt: skip
+        parts["classes_in_label_vs_frame_miou_error"][split] = {
+            g: rank_correlation(present[sel], errors["frame_miou_error"][sel]) for g, sel in groups.items()
+        }
+    return parts
+
+
+def pixel_error(pred: np.ndarray, target: np.ndarray, spec) -> np.ndarray:
+    """[N] share of each frame's labeled pixels the prediction gets wrong (1 for a frame without labeled pixels)."""
+    valid = (target != spec.ignore_id) & (target >= 0) & (target < spec.num_classes)
+    wrong = ((pred != target) & valid).reshape(len(pred), -1).sum(1)
+    n = valid.reshape(len(pred), -1).sum(1)
+    return np.where(n > 0, wrong / np.maximum(n, 1), 1.0)
 
 
 def rank_correlation(score: np.ndarray, error: np.ndarray) -> float | None:
@@ -189,6 +224,8 @@ def run(args) -> None:
         first = train_round(args, start, f"n{START}_s{seed}", seed)
         if not (args.out / "runs" / f"spearman_s{seed}.json").is_file() and not args.acquire_only:
             spearman_of_scores(args, model_of(args, first), seed)
+        if not (args.out / "runs" / f"spearman_pixel_s{seed}.json").is_file() and not args.acquire_only:
+            spearman_pixel_error(args, model_of(args, first), seed)
         for strategy in args.strategies:
             labeled, prev = list(start), first
             for r in range(1, ROUNDS + 1):
@@ -229,6 +266,8 @@ def headline(args) -> dict:
             "spearman": {k: round(float(np.mean([s[k] for s in spear if s[k] is not None] or [np.nan])), 3)
                          for k in (spear[0] if spear else {})},
             "spearman_detail": spearman_detail(args.out),
+            # the same scores against the frame's pixel error, and its mIoU error again, from one model per seed
+            "spearman_pixel_error": spearman_by_error(args.out),
             "seeds": sorted({r["seed"] for r in runs}),
             # where each run trained (records before 2026-12-07's second session do not say: CPU-2E, bf16)
             "run_machines": {r["key"]: describe(r.get("machine")) for r in runs}}  # fmt: skip
@@ -252,6 +291,17 @@ def spearman_detail(out: Path) -> dict:
                 vals = [s[split][group][name] for s in seeds if s[split][group][name] is not None]
                 rho = round(float(np.mean(vals)), 3) if vals else None
                 table.setdefault(split, {}).setdefault(group, {})[name] = rho
+    return table
+
+
+def spearman_by_error(out: Path) -> dict:
+    """{error kind: {score: rho}} on all test frames, mean over the seeds with a spearman_pixel_s<seed>.json."""
+    seeds = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("spearman_pixel_s*.json"))]
+    table: dict = {}
+    for kind in ("pixel_error", "frame_miou_error"):
+        for name in seeds[0][kind]["test"]["all"] if seeds else ():
+            vals = [s[kind]["test"]["all"][name] for s in seeds if s[kind]["test"]["all"][name] is not None]
+            table.setdefault(kind, {})[name] = round(float(np.mean(vals)), 3) if vals else None
     return table
 
 
