@@ -150,29 +150,25 @@ def acquire(
     return [pool[i] for i in picked]
 
 
-def spearman_of_scores(args, model_dir: Path, seed: int) -> dict:
-    """Each score of the N=25 model on the test frames against their true error (1 - per-frame mIoU); also per
-    test condition (one sequence each in CamVid) and on val, in spearman_detail_s<seed>.json."""
-    path, detail = args.out / "runs" / f"spearman_s{seed}.json", args.out / "runs" / f"spearman_detail_s{seed}.json"
-    if path.is_file() and detail.is_file():
-        return json.loads(path.read_text())
+def spearman_files(args, seed: int) -> list[Path]:
+    return [args.out / "runs" / f"spearman{part}_s{seed}.json" for part in ("", "_detail", "_pixel")]
+
+
+def spearman_of_scores(args, model_dir: Path, seed: int) -> None:
+    """Each score of the N=25 model on the test frames against their true error (1 - per-frame mIoU) in
+    spearman_s<seed>.json; also per test condition (one sequence each in CamVid) and on val, in
+    spearman_detail_s<seed>.json. In spearman_pixel_s<seed>.json, from the same model (or, for a seed whose two
+    first files came from an earlier model, from the one at hand): the same against each frame's pixel error
+    (1 - pixel accuracy) and its mIoU error. A frame's mIoU error also moves with how many classes it holds (one
+    missed sliver of a rare class costs a whole class's IoU), which no uncertainty score can see; the pixel error
+    shows whether the scores rank the frames a model gets wrong. Files already written are kept."""
+    path, detail, pixel = spearman_files(args, seed)
     parts = score_correlations(args, model_dir, seed)
-    atomic_write_text(detail, json.dumps(parts["frame_miou_error"], indent=1))
-    atomic_write_text(path, json.dumps(parts["frame_miou_error"]["test"]["all"], indent=1))
-    return parts["frame_miou_error"]["test"]["all"]
-
-
-def spearman_pixel_error(args, model_dir: Path, seed: int) -> dict:
-    """The same correlations against each frame's pixel error (1 - pixel accuracy) as well as its mIoU error, from
-    one model, in spearman_pixel_s<seed>.json: the mIoU error of a frame also moves with how many classes it holds
-    (one missed sliver of a rare class costs a whole class's IoU), which no uncertainty score can see; the pixel
-    error shows whether the scores rank the frames a model gets wrong."""
-    path = args.out / "runs" / f"spearman_pixel_s{seed}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    parts = score_correlations(args, model_dir, seed) | {"machine": machine()}
-    atomic_write_text(path, json.dumps(parts, indent=1))
-    return parts
+    if not (path.is_file() and detail.is_file()):
+        atomic_write_text(detail, json.dumps(parts["frame_miou_error"], indent=1))
+        atomic_write_text(path, json.dumps(parts["frame_miou_error"]["test"]["all"], indent=1))
+    if not pixel.is_file():
+        atomic_write_text(pixel, json.dumps(parts | {"machine": machine()}, indent=1))
 
 
 def score_correlations(args, model_dir: Path, seed: int) -> dict:
@@ -222,10 +218,8 @@ def run(args) -> None:
     for seed in args.seeds:
         start = sorted(names[i] for i in lowshot_indices(len(names), START, seed))
         first = train_round(args, start, f"n{START}_s{seed}", seed)
-        if not (args.out / "runs" / f"spearman_s{seed}.json").is_file() and not args.acquire_only:
+        if not all(p.is_file() for p in spearman_files(args, seed)) and not args.acquire_only:
             spearman_of_scores(args, model_of(args, first), seed)
-        if not (args.out / "runs" / f"spearman_pixel_s{seed}.json").is_file() and not args.acquire_only:
-            spearman_pixel_error(args, model_of(args, first), seed)
         for strategy in args.strategies:
             labeled, prev = list(start), first
             for r in range(1, ROUNDS + 1):
