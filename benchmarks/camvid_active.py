@@ -77,7 +77,9 @@ def train_round(args, names: list[str], key: str, seed: int, force: bool = False
     )  # fmt: skip
     run_dir = args.cache / key
     start = time.monotonic()
-    train_segmenter(cfg, run_dir, resume=(run_dir / "train_state.pt").is_file())
+    # A run killed before its first checkpoint has config.yaml but no train_state.pt: reopen it (restore() then
+    # starts from step 0) instead of refusing the directory.
+    train_segmenter(cfg, run_dir, resume=(run_dir / "config.yaml").is_file())
     metrics = evaluate_segmenter(run_dir / "model", args.data, "test")
     record = {"key": key, "seed": seed, "labeled": names, "steps": args.steps, "miou": metrics["miou"],
               "per_class_iou": metrics["per_class_iou"], "seconds": round(time.monotonic() - start),

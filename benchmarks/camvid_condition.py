@@ -145,7 +145,7 @@ def translator(args, split: Path, target: Path, segmenter: Path | None, name: st
     model = run_dir / "model"
     if (run_dir / "done").is_file():
         return model
-    train_translator(cfg, run_dir, resume=(run_dir / "train_state.pt").is_file())
+    train_translator(cfg, run_dir, resume=(run_dir / "config.yaml").is_file())  # killed before a checkpoint too
     (run_dir / "done").touch()
     return model
 

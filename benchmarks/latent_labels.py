@@ -63,7 +63,7 @@ def gan(args, name: str, data: Path, size) -> Path:
     if not (run / "done").is_file():
         cfg = build_config(LatentGANConfig, {"data": {"path": str(data), "size": size}},
                            [f"train.steps={args.gan_steps}", "train.sample_every=1000"] + args.gan_set)  # fmt: skip
-        train_latent_gan(cfg, run, resume=(run / "train_state.pt").is_file())
+        train_latent_gan(cfg, run, resume=(run / "config.yaml").is_file())  # killed before a checkpoint too
         atomic_write_text(run / "peak_rss_gb", str(round(peak_rss_gb(), 2)))  # the GAN may train in another process
         (run / "done").touch()
     return run / "model"
